@@ -48,6 +48,11 @@ register(DatasetSpec("goemotions", "dataset_builders.goemotions.goemotions:GoEmo
                      "multi_label", "GoEmotions (simplified), 28 labels, Reddit comments"))
 register(DatasetSpec("semeval2018_ec", "dataset_builders.semeval2018_ec.semeval2018_ec:SemEval2018EC", "semeval2018_ec",
                      "goemotions_taxonomy", "multi_label", "SemEval-2018 E-c tweets mapped to the GoEmotions taxonomy"))
+# Builders of the other task families (their modules live in their own folders).
+register(DatasetSpec("redsm5", "dataset_builders.redsm5.redsm5:ReDSM5", "redsm5_sample", "nli",
+                     "single_label", "ReDSM5: Reddit posts x DSM-5 depression criteria (nli / multilabel / evidence)"))
+register(DatasetSpec("emobank", "dataset_builders.emobank.emobank:EmoBank", "emobank", None,
+                     "regression", "EmoBank: valence/arousal/dominance from writer and reader perspectives"))
 
 
 def get_spec(name: str) -> DatasetSpec:
