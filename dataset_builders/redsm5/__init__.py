@@ -1,0 +1,1 @@
+"""ReDSM5 builder (posts x DSM-5 depression criteria)."""
