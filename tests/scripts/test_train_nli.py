@@ -108,3 +108,21 @@ def test_recipes_parse(recipe):
     if "gemma3" in recipe:
         assert model_args.model_name_or_path.startswith("google/gemma-3-") and model_args.use_dora
         assert training_args.gradient_checkpointing and model_args.dtype == "bfloat16"
+
+
+def test_gemma_memory_estimate_table(capsys):
+    spec = importlib.util.spec_from_file_location("gemma_memory_estimate", REPO / "scripts" / "gemma_memory_estimate.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gemma_memory_estimate"] = mod
+    spec.loader.exec_module(mod)
+    rows = mod.main(["--models", "1B", "4B", "12B"])
+    by = {(r["model"], r["method"]): r for r in rows}
+    assert by[("1B", "full")]["params_B"] == pytest.approx(1.0, abs=0.01)   # Gemma 3 1B has ~1.0e9 parameters
+    assert by[("4B", "full")]["params_B"] == pytest.approx(3.88, abs=0.05)  # 4B text part (no vision tower)
+    assert by[("12B", "full")]["params_B"] == pytest.approx(11.77, abs=0.1)
+    for size in ("1B", "4B", "12B"):
+        full, lora, dora, q = (by[(size, m)] for m in ("full", "lora", "dora", "qlora-dora"))
+        assert full["total_GiB"] > lora["total_GiB"] > q["total_GiB"]
+        assert dora["trainable_M"] > lora["trainable_M"] and lora["trainable_M"] < 0.01 * full["trainable_M"]
+        assert full["optimizer_GiB"] == pytest.approx(full["params_B"] * 1e9 * 12 / 1024 ** 3)
+    assert "12B" in capsys.readouterr().out
