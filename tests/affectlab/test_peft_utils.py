@@ -92,3 +92,20 @@ def test_4bit_dora_on_cpu(tmp_path):
     loss = train_steps(peft_model, steps=3)
     after = [p for n, p in peft_model.named_parameters() if "lora_B" in n]
     assert loss == loss and any((a - b).abs().max() > 0 for a, b in zip(after, before))
+
+
+def test_bench_dora_lora_small():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_dora_lora.py"
+    spec = importlib.util.spec_from_file_location("bench_dora_lora", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_dora_lora"] = mod
+    spec.loader.exec_module(mod)
+    lora, dora, ratio = mod.main(["--steps", "2", "--batch", "2", "--seq", "16", "--hidden", "64", "--layers", "1",
+                                  "--rank", "4", "--device", "cpu"])
+    # DoRA adds one magnitude per output feature of q, k, v, o: 64 + 32 + 32 + 64 with 4 heads x 16, 2 kv heads
+    assert dora["trainable_params"] - lora["trainable_params"] == 64 + 32 + 32 + 64
+    assert ratio["activation_memory_ratio"] > 1.0 and lora["step_s"] > 0 and dora["step_s"] > 0
