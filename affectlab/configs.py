@@ -7,6 +7,7 @@ Scripts take three groups, as in TRL / alignment-handbook: `script_args` (data, 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -76,3 +77,17 @@ class ModelArguments(_model_config_base()):
     """`trl.ModelConfig` (model id, dtype, attention, LoRA/DoRA, 4/8-bit) + `trust_remote_code`."""
 
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code (custom_models/*)"})
+
+
+def parse_script_args(parser):
+    """`parser.parse_args_and_config()` (TrlParser: `--config recipe.yaml` + CLI overrides), CPU-DDP aware.
+
+    `accelerate launch` with a multi-process CPU config starts several ranks, but its `use_cpu` never
+    reaches `TrainingArguments`: each rank would then train alone (world size 1) on the whole data.
+    When several ranks run without CUDA we default `use_cpu` to True so they form one gloo DDP group.
+    """
+    import torch
+
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        parser.set_defaults(use_cpu=True)
+    return parser.parse_args_and_config()

@@ -258,7 +258,7 @@ if __name__ == "__main__":
     from transformers import TrainingArguments
     from trl import TrlParser
 
-    from affectlab.configs import ModelArguments
+    from affectlab.configs import ModelArguments, parse_script_args
 
     parser = TrlParser((ClassificationScriptArguments, TrainingArguments, ModelArguments))
-    main(*parser.parse_args_and_config())
+    main(*parse_script_args(parser))
