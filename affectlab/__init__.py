@@ -7,3 +7,8 @@ top-level folders: `dataset_builders/`, `custom_models/`, `metrics/`, `scripts/`
 
 __version__ = "0.1.0"
 DEFAULT_SEED = 1337
+
+import logging as _logging
+
+# bitsandbytes logs a warning on every CPU import about an optional `kernels` package; it is noise here.
+_logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(_logging.ERROR)
