@@ -1,0 +1,1 @@
+../gemma_encoder/configuration_gemma_encoder.py

@@ -1,0 +1,1 @@
+../gemma_encoder/modeling_gemma_encoder.py
