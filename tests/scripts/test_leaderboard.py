@@ -1,0 +1,123 @@
+"""Leaderboard from a local results folder: records land without overwriting, metrics are recomputed from
+the stored predictions, bootstrap CIs match the normal approximation, ranks follow the metric direction,
+the leader's margin is significant only when it should be (paired, same rows), and the exports agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from affectlab.hub import fingerprint_rows, load_results, result_record, save_result  # noqa: E402
+import leaderboard  # noqa: E402
+
+N = 400
+RNG = np.random.default_rng(7)
+Y = RNG.integers(0, 3, N)
+ROWS = [{"text": f"t{i}", "label": int(y)} for i, y in enumerate(Y)]
+
+
+def preds(n_wrong: int, offset: int = 0) -> np.ndarray:
+    p = Y.copy()
+    wrong = (np.arange(n_wrong) + offset) % N
+    p[wrong] = (p[wrong] + 1) % 3
+    return p
+
+
+def record(model, y_pred, y_true=Y, rows=ROWS, task="sentiment", metric="accuracy", when=None, **kw):
+    acc = float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+    return result_record(model_repo=model, revision="a" * 40, task=task, dataset="tweet_eval", split="test",
+                         metrics={metric: acc, **kw.pop("extra", {})}, y_true=y_true, y_pred=y_pred,
+                         dataset_rows=rows, seed=0, config={"lr": 2e-5}, primary_metric=metric, date=when, **kw)
+
+
+@pytest.fixture()
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_doNotLeakThisToken123456")
+    root = tmp_path / "results"
+    save_result(record("org/strong", preds(40)), root)            # 0.900
+    save_result(record("org/close", preds(44, offset=40)), root)   # 0.890, 4 more errors than the leader
+    save_result(record("org/weak", preds(200)), root)             # 0.500
+    other_rows = [{"text": f"other{i}", "label": int(y)} for i, y in enumerate(Y)]
+    save_result(record("org/elsewhere", preds(100), rows=other_rows), root)  # evaluated on other rows
+    ml_true = RNG.integers(0, 2, (60, 4))
+    ml_a = ml_true.copy(); ml_a[:6, 0] ^= 1
+    ml_b = ml_true.copy(); ml_b[:30, :2] ^= 1
+    from sklearn.metrics import hamming_loss
+
+    for name, p in (("org/ml-good", ml_a), ("org/ml-bad", ml_b)):
+        save_result(result_record(model_repo=name, revision=None, task="emotions", dataset="goemotions", split="test",
+                                  metrics={"hamming_loss": hamming_loss(ml_true, p)}, y_true=ml_true, y_pred=p,
+                                  dataset_rows=ml_true.tolist()), root)
+    return root
+
+
+def test_records_never_overwrite_and_carry_provenance(tmp_path):
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc)
+    rec = record("org/m", preds(10), when=when)
+    a, b = save_result(rec, tmp_path), save_result(rec, tmp_path)
+    assert a != b and Path(a).name == "results_2026-01-02T03-04-05.678901Z.json"
+    assert Path(a).parent == tmp_path / "org" / "m" and Path(b).name == "results_2026-01-02T03-04-05.678902Z.json"
+    saved = json.loads(Path(a).read_text())
+    assert saved["dataset"]["fingerprint"] == fingerprint_rows(ROWS) and saved["dataset"]["num_rows"] == N
+    assert saved["model"]["revision"] == "a" * 40 and saved["seed"] == 0 and saved["config_hash"].startswith("sha256:")
+    assert {"torch", "transformers", "huggingface_hub", "python"} <= set(saved["versions"])
+    assert "cpu_count" in saved["hardware"] and saved["date"].startswith("2026-01-02T03:04:05")
+    assert fingerprint_rows(ROWS[:-1]) != fingerprint_rows(ROWS)
+    assert len(load_results(tmp_path)) == 2
+    assert not list(tmp_path.rglob(".*"))  # no temp files left behind
+
+
+def test_tables_ci_rank_and_significance(results_dir):
+    tables = leaderboard.build_tables(load_results(results_dir), n_boot=2000, seed=0)
+    assert set(tables) == {("sentiment", "tweet_eval", "test"), ("emotions", "goemotions", "test")}
+    df = tables[("sentiment", "tweet_eval", "test")]
+    assert list(df["model"]) == ["org/strong", "org/close", "org/elsewhere", "org/weak"]
+    assert list(df["rank"]) == [1, 2, 3, 4]
+    assert np.allclose(df["value"], [0.9, 0.89, 0.75, 0.5])
+    for r in df.itertuples():  # percentile bootstrap ~ normal approximation for a proportion
+        half = 1.96 * np.sqrt(r.value * (1 - r.value) / N)
+        assert r.ci_low <= r.value <= r.ci_high
+        assert abs((r.ci_high - r.ci_low) / 2 - half) < 0.01
+    by = df.set_index("model")
+    assert pd.isna(by.loc["org/strong", "p_vs_leader"])
+    assert by.loc["org/weak", "significant"] is True and by.loc["org/weak", "p_vs_leader"] < 0.001
+    assert by.loc["org/close", "significant"] is False and by.loc["org/close", "p_vs_leader"] > 0.05
+    assert pd.isna(by.loc["org/elsewhere", "p_vs_leader"])  # different rows: no paired test
+    assert np.isclose(by.loc["org/weak", "margin_to_leader"], 0.4)
+    ml = tables[("emotions", "goemotions", "test")]
+    assert list(ml["model"]) == ["org/ml-good", "org/ml-bad"]  # hamming loss: lower is better
+    assert ml["value"].iloc[0] < ml["value"].iloc[1] and bool(ml["significant"].iloc[1])
+
+
+def test_stored_metric_must_match_predictions(tmp_path):
+    rec = record("org/liar", preds(40))
+    rec["metrics"]["accuracy"] = 0.99
+    save_result(rec, tmp_path)
+    with pytest.raises(ValueError, match="stored accuracy=0.99"):
+        leaderboard.build_tables(load_results(tmp_path), n_boot=10)
+
+
+def test_cli_exports_markdown_csv_html(results_dir, tmp_path):
+    out = tmp_path / "board"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "leaderboard.py"), "--results", str(results_dir),
+                           "--out", str(out), "--n-boot", "300", "--hub-url", "http://hub.example"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    csv = pd.read_csv(out / "leaderboard.csv")
+    assert len(csv) == 6 and set(csv["task"]) == {"sentiment", "emotions"}
+    md = (out / "leaderboard.md").read_text()
+    assert "## sentiment — tweet_eval (test), accuracy" in md and "| 1 | org/strong |" in md
+    page = (out / "leaderboard.html").read_text()
+    assert "href='http://hub.example/org/strong/tree/aaaaaaaaaaaa'" in page and page.count("<tr class='row'") == 6
+    for f in [*results_dir.rglob("*.json"), *out.iterdir()]:
+        assert "hf_doNotLeakThisToken123456" not in f.read_text()
