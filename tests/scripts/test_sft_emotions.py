@@ -1,0 +1,192 @@
+"""scripts/sft_emotions.py: robust JSON parsing, assistant-only loss masks, and a tiny SFT loop end to end.
+
+The causal LM is a tiny random Qwen2 with a byte-level BPE tokenizer trained here with `tokenizers`
+and a ChatML template carrying `{% generation %}` markers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from affectlab.personas import LabelSet
+from scripts.sft_emotions import SFTScriptArguments, chat_messages, fold_system, parse_answer
+
+VAD = LabelSet("vad", ("V", "A", "D"), 1.0, 5.0)
+
+CHAT_TEMPLATE = (  # ChatML; transformers renders with trim_blocks/lstrip_blocks
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "<|im_start|>assistant\n{% generation %}{{ message['content'] }}<|im_end|>{% endgeneration %}\n"
+    "{% else %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("text,parsed,valid,usable,values", [
+    ('{"V": 3.1, "A": 2.0, "D": 4}', True, True, True, [3.1, 2.0, 4.0]),
+    ('```json\n{"V": 3.1, "A": 2.0, "D": 4}\n```\nHope this helps!', True, True, True, [3.1, 2.0, 4.0]),
+    ('Sure! Here it is: {"V": 3.1, "A": 2.0, "D": 4} -- and {"V": 1}', True, True, True, [3.1, 2.0, 4.0]),
+    ("{'V': 3.1, 'A': 2.0, 'D': 4,}", True, False, True, [3.1, 2.0, 4.0]),       # repaired: not schema-valid
+    ('{"V": 3.1, "A": 2.0}', True, False, False, None),                           # missing key
+    ('{"V": 7.5, "A": 2.0, "D": 0}', True, False, True, [5.0, 2.0, 1.0]),         # out of range -> clipped
+    ('{"v": 3, "a": 2, "d": 1}', True, False, True, [3.0, 2.0, 1.0]),             # case-insensitive keys
+    ('{"V": "3.5", "A": 2, "D": 1}', True, False, True, [3.5, 2.0, 1.0]),         # numeric string
+    ('{"V": "high", "A": 2, "D": 1}', True, False, False, None),                  # non-numeric
+    ('{"V": 3, "A": 2, "D": 1, "joy": 2}', True, False, True, [3.0, 2.0, 1.0]),   # extra key
+    ('{"V": 3, "A": 2, "D": 1', True, False, True, [3.0, 2.0, 1.0]),              # truncated object
+    ('{"V": 3, "A": 2, "D": 1, "D": 4}', True, False, True, [3.0, 2.0, 4.0]),      # duplicate key (last wins)
+    ("I cannot rate this.", False, False, False, None),
+    ("", False, False, False, None),
+])
+def test_parse_answer(text, parsed, valid, usable, values):
+    out = parse_answer(text, VAD)
+    assert (out["parsed"], out["schema_valid"], out["usable"]) == (parsed, valid, usable)
+    if values is None:
+        assert out["values"] is None
+    else:
+        assert [out["values"][d] for d in "VAD"] == pytest.approx(values)
+
+
+def test_parse_answer_reports_problems():
+    out = parse_answer('{"V": 9, "A": 2}', VAD)
+    assert out["missing"] == ["D"] and out["out_of_range"] == ["V"]
+
+
+def test_messages_per_mode():
+    from dataset_builders.emobank.emobank import PERSONAS
+
+    p = PERSONAS["reader"]
+    sys_by_mode = {m: chat_messages("Nice day.", p, m, VAD, {"V": 4, "A": 2, "D": 3})[0]["content"]
+                   for m in ("non_personalized", "persona_token", "personalized_desc", "personalized_instruction")}
+    assert sys_by_mode["personalized_instruction"] == p.instruction
+    assert "[PERSONA:reader]" in sys_by_mode["persona_token"]
+    assert p.description in sys_by_mode["personalized_desc"]
+    assert "reader" not in sys_by_mode["non_personalized"].lower()
+    msgs = chat_messages("Nice day.", p, "personalized_instruction", VAD, {"V": 4, "A": 2, "D": 3.456})
+    assert json.loads(msgs[-1]["content"]) == {"V": 4.0, "A": 2.0, "D": 3.46}
+    folded = fold_system(msgs)
+    assert [m["role"] for m in folded] == ["user", "assistant"] and folded[0]["content"].startswith(p.instruction)
+    with pytest.raises(ValueError, match="persona_mode"):
+        SFTScriptArguments(persona_mode="nope")
+
+
+def build_tiny_lm(out, n_rows: int = 600, initializer_range: float = 0.2):
+    """A tiny random Qwen2 + byte-level BPE tokenizer trained on EmoBank-like chats, saved to `out`."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    from dataset_builders import build_dataset
+    from dataset_builders.emobank.emobank import PERSONAS
+
+    ds = build_dataset("emobank")["train"].select(range(n_rows))
+    corpus = []
+    for row in ds:
+        msgs = chat_messages(row["text"], PERSONAS[row["persona_id"]], "personalized_instruction", VAD, row["labels"])
+        corpus += [m["content"] for m in msgs]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=1200, special_tokens=specials,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<pad>")
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(out)
+    torch.manual_seed(0)
+    # a larger init than usual so that LoRA on this random model can move the (tied) output logits
+    config = Qwen2Config(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+                         bos_token_id=None, initializer_range=initializer_range)
+    Qwen2ForCausalLM(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory, data_root):
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
+
+
+def test_assistant_only_loss_masks_everything_but_the_answer(tiny_lm, tmp_path):
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from dataset_builders.emobank.emobank import PERSONAS
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    answer = {"V": 3.2, "A": 2.8, "D": 3.0}
+    msgs = chat_messages("The nurse smiled.", PERSONAS["writer"], "personalized_instruction", VAD, answer)
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_lm),
+                         args=SFTConfig(output_dir=str(tmp_path), assistant_only_loss=True, report_to="none",
+                                        use_cpu=True, max_length=512),
+                         train_dataset=datasets.Dataset.from_list([{"messages": msgs}]), processing_class=tok)
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    labels = batch["labels"][0]
+    kept = labels[labels != -100].tolist()
+    assert tok.decode(kept) == msgs[-1]["content"] + "<|im_end|>"
+    # every kept position is contiguous and at the end of the assistant turn
+    idx = np.flatnonzero(labels.numpy() != -100)
+    assert (np.diff(idx) == 1).all()
+
+
+def test_tiny_sft_loop_end_to_end(tiny_lm, tmp_path):
+    import torch
+    from trl import SFTConfig
+
+    from affectlab.configs import ModelArguments
+    from scripts.sft_emotions import main
+
+    args = SFTScriptArguments(dataset_name="emobank", keep_personas="writer,reader", max_train_samples=160,
+                              max_eval_samples=24, generation_batch_size=12, print_report=False)
+    out = tmp_path / "sft"
+    training = SFTConfig(output_dir=str(out), num_train_epochs=4, learning_rate=3e-3, per_device_train_batch_size=16,
+                         lr_scheduler_type="constant", warmup_steps=0, max_length=256, eval_strategy="no",
+                         save_strategy="no", report_to="none", use_cpu=True, seed=1337, logging_steps=20,
+                         disable_tqdm=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 64-wide model: threads only add overhead (7x slower on a busy 2-core box)
+    try:
+        results = main(args, training, ModelArguments(model_name_or_path=str(tiny_lm), use_peft=True, lora_r=16,
+                                                      lora_alpha=32, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                                           "gate_proj", "up_proj", "down_proj"]))
+    finally:
+        torch.set_num_threads(threads)
+    saved = json.loads((out / "eval_results.json").read_text())
+    base, ft = saved["baseline"], saved["finetuned"]
+    for name in ("adapter_config.json", "adapter_model.safetensors", "generations_baseline.jsonl",
+                 "generations_finetuned.jsonl", "report.md", "comparison.png", "personas.json"):
+        assert (out / name).is_file(), name
+    gens = [json.loads(line) for line in (out / "generations_finetuned.jsonl").read_text().splitlines()]
+    assert len(gens) == 24 == ft["num_prompts"]
+    # the rates are what the stored parses say, and the stored parses are what parse_answer says
+    assert ft["parse_rate"] == pytest.approx(np.mean([g["parsed"] for g in gens]))
+    assert ft["schema_valid_rate"] == pytest.approx(np.mean([g["schema_valid"] for g in gens]))
+    for g in gens:
+        assert parse_answer(g["answer"], VAD)["schema_valid"] == g["schema_valid"]
+    # a random tiny model cannot answer in JSON; after SFT it does
+    assert base["parse_rate"] <= 0.1
+    assert ft["parse_rate"] >= 0.7 and ft["usable_rate"] >= 0.5
+    assert ft["schema_valid_rate"] > base["schema_valid_rate"]
+    report = (out / "report.md").read_text()
+    assert "| parse_rate |" in report and "comparison.png" in report
+    assert json.dumps(results["finetuned"], sort_keys=True) == json.dumps(ft, sort_keys=True)  # NaN-safe equality
+
+
+@pytest.mark.parametrize("recipe", ["sft_qwen2_1.5b_emobank.yaml", "sft_gemma2_2b_emobank.yaml",
+                                    "sft_mistral_7b_qlora_emobank.yaml", "sft_qwen2_1.5b_synthetic_medical.yaml"])
+def test_gpu_recipes_parse(repo_root, recipe):
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+    script, training, model = parser.parse_args_and_config(args=["--config", str(repo_root / "recipes" / recipe), "--bf16", "false"])
+    assert training.assistant_only_loss and model.use_peft and model.lora_target_modules
+    assert model.load_in_4bit == ("qlora" in recipe)
+    assert script.persona_mode == "personalized_instruction"
