@@ -190,3 +190,35 @@ def test_gpu_recipes_parse(repo_root, recipe):
     assert training.assistant_only_loss and model.use_peft and model.lora_target_modules
     assert model.load_in_4bit == ("qlora" in recipe)
     assert script.persona_mode == "personalized_instruction"
+
+
+def test_persona_token_mode_resizes_and_saves_embeddings(tiny_lm, tmp_path):
+    import torch
+    from transformers import AutoTokenizer
+    from trl import SFTConfig
+
+    from affectlab.configs import ModelArguments
+    from scripts.sft_emotions import main
+
+    args = SFTScriptArguments(dataset_name="emobank", keep_personas="writer,reader", persona_mode="persona_token",
+                              max_train_samples=16, max_eval_samples=4, skip_baseline=True, max_new_tokens=8,
+                              print_report=False)
+    out = tmp_path / "sft_tok"
+    training = SFTConfig(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=8, max_length=256,
+                         eval_strategy="no", save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = main(args, training, ModelArguments(model_name_or_path=str(tiny_lm), use_peft=True, lora_r=4,
+                                                      lora_target_modules=["q_proj", "v_proj"]))
+    finally:
+        torch.set_num_threads(threads)
+    assert results["baseline"] is None and results["finetuned"]["num_prompts"] == 4
+    tok = AutoTokenizer.from_pretrained(out)
+    base = AutoTokenizer.from_pretrained(tiny_lm)
+    assert len(tok) == len(base) + 2  # [PERSONA:writer], [PERSONA:reader]
+    assert tok.convert_tokens_to_ids("[PERSONA:reader]") >= len(base)
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert "embed_tokens" in (adapter.get("modules_to_save") or [])
+    gens = [json.loads(line) for line in (out / "generations_finetuned.jsonl").read_text().splitlines()]
+    assert len(gens) == 4
