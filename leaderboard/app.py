@@ -1,0 +1,102 @@
+"""Gradio leaderboard app (deployable as a Hugging Face Space): per-task tables from a results folder or a
+results dataset repo, with task / dataset filters, a model search, sorting and links to the model pages.
+
+    python leaderboard/app.py --results results/ [--port 7860] [--hub-url https://huggingface.co]
+
+On a Space, set `AFFECTLAB_RESULTS=hf://datasets/<org>/<results>` (and `HF_TOKEN` as a secret if the
+results repo is private). The app only binds to 127.0.0.1 unless `--host` says otherwise (Spaces: 0.0.0.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+ROOT = Path(__file__).resolve().parent.parent
+for p in (ROOT, ROOT / "scripts"):
+    if (p / "affectlab").is_dir() or (p / "leaderboard.py").is_file():
+        sys.path.insert(0, str(p))
+
+ALL = "all"
+SHOWN = ["task", "dataset", "split", "rank", "model", "metric", "value", "ci", "margin_to_leader", "p_vs_leader",
+         "significant", "n", "revision"]
+
+
+def load_frame(results: str | None, n_boot: int = 1000, hub_url: str = "https://huggingface.co"):
+    """All leaderboard rows as one DataFrame, with a markdown model link and a formatted CI column."""
+    import pandas as pd
+
+    import leaderboard as lb  # scripts/leaderboard.py
+    from affectlab.hub import default_results_location, load_results
+
+    tables = lb.build_tables(load_results(results or default_results_location()), n_boot=n_boot)
+    if not tables:
+        return pd.DataFrame(columns=SHOWN)
+    df = pd.concat(list(tables.values()), ignore_index=True)
+    base = hub_url.rstrip("/")
+    df["model"] = [f"[{m}]({base}/{m}" + (f"/tree/{r}" if r else "") + ")" for m, r in zip(df["model"], df["revision"])]
+    df["ci"] = [f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(df["ci_low"], df["ci_high"])]
+    df["value"] = df["value"].round(4)
+    df["margin_to_leader"] = df["margin_to_leader"].round(4)
+    df["p_vs_leader"] = df["p_vs_leader"].map(lambda v: "" if v is None or v != v else f"{v:.3f}")
+    df["significant"] = df["significant"].map(lambda v: "" if v is None or v != v else ("yes" if v else "no"))
+    return df[SHOWN]
+
+
+def filter_frame(df, task: str = ALL, dataset: str = ALL, search: str = "", sort_by: str = "rank",
+                 descending: bool = False):
+    out = df
+    if task and task != ALL:
+        out = out[out["task"] == task]
+    if dataset and dataset != ALL:
+        out = out[out["dataset"] == dataset]
+    if search:
+        out = out[out["model"].str.contains(search, case=False, regex=False)]
+    keys = ["task", "dataset", "split", sort_by] if sort_by in ("rank",) else [sort_by]
+    return out.sort_values(keys, ascending=not descending if sort_by != "rank" else True, kind="stable")
+
+
+def build_app(df):
+    import gradio as gr
+
+    datatypes = ["markdown" if c == "model" else "str" for c in SHOWN]
+    with gr.Blocks(title="affectlab leaderboard") as app:
+        gr.Markdown("# affectlab leaderboard\nPrimary metric per task, 95% bootstrap CI, and whether the leader's "
+                    "margin over each row is significant (paired bootstrap, same evaluated rows).")
+        with gr.Row():
+            task = gr.Dropdown([ALL, *sorted(df["task"].unique())], value=ALL, label="Task", elem_id="task-filter")
+            dataset = gr.Dropdown([ALL, *sorted(df["dataset"].unique())], value=ALL, label="Dataset",
+                                  elem_id="dataset-filter")
+            search = gr.Textbox(label="Model contains", elem_id="model-search")
+            sort_by = gr.Dropdown(["rank", "value", "n", "model"], value="rank", label="Sort by", elem_id="sort-by")
+            descending = gr.Checkbox(False, label="Descending", elem_id="descending")
+        table = gr.Dataframe(filter_frame(df), datatype=datatypes, interactive=False, wrap=True,
+                             elem_id="leaderboard-table")
+        inputs = [task, dataset, search, sort_by, descending]
+        update = lambda *args: filter_frame(df, *args)  # noqa: E731
+        for component in inputs:
+            component.change(update, inputs, table)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=None)
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--hub-url", default=os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    args = parser.parse_args(argv)
+    import gradio as gr
+
+    app = build_app(load_frame(args.results, args.n_boot, args.hub_url))
+    # system fonts only: the default theme would make browsers fetch Google Fonts
+    app.launch(server_name=args.host, server_port=args.port, share=False, show_error=True,
+               theme=gr.themes.Default(font=["sans-serif"], font_mono=["monospace"]))
+
+
+if __name__ == "__main__":
+    main()
