@@ -58,14 +58,14 @@ def test_modes_train_and_write_outputs(tmp_path, tiny_bert_dir, mode):
 
 def test_lopo_reload_in_fresh_process_reproduces_predictions(tmp_path, tiny_bert_dir):
     out, results = run(tmp_path, tiny_bert_dir, persona_mode="persona_token", split_strategy="lopo", held_out="nurse",
-                       synthetic_texts=60, synthetic_personas_per_text=4)
+                       synthetic_texts=40, synthetic_personas_per_text=4)
     saved = json.loads((out / "eval_results.json").read_text())
     assert set(saved["reports"]["test"]["by_persona"]) == {"nurse"}
     preds = [json.loads(line) for line in (out / "predictions_test.jsonl").read_text().splitlines()]
     assert {p["persona_id"] for p in preds} == {"nurse"}
     from affectlab.personas import synthetic_medical_records
 
-    by_id = {r["id"]: r for r in synthetic_medical_records(60, 4, seed=1337)}
+    by_id = {r["id"]: r for r in synthetic_medical_records(40, 4, seed=1337)}
     texts = [f"{persona_token('nurse')} {by_id[p['id']]['text']}" for p in preds[:4]]
     expected = [[p["predicted"][d] for d in MEDICAL_LABEL_SET.dimensions] for p in preds[:4]]
     script = textwrap.dedent(f"""
