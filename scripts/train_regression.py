@@ -124,12 +124,11 @@ def main(script_args, training_args, model_args):
     import os
     import shutil
 
-    import numpy as np
     import transformers
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, set_seed
 
     from affectlab.callbacks import GradientHealthCallback
-    from affectlab.io import atomic_write_json, atomic_write_text
+    from affectlab.io import atomic_write_json
     from affectlab.metrics import metric_module
     from affectlab.paths import resolve_model_name
     from affectlab.personas import PersonaRegistry, add_persona_tokens, persona_view
