@@ -10,7 +10,7 @@ STAMP      := $(VENV)/.affectlab-installed
 OFFLINE    := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test bench train-full clean
+.PHONY: venv demo test bench train-full browser clean
 
 venv: $(STAMP)
 
@@ -29,7 +29,12 @@ train-full: $(STAMP)
 	$(OFFLINE) $(VENV)/bin/accelerate launch --config_file accelerate_configs/cpu.yaml \
 		scripts/train_classifier.py --config recipes/goemotions_minilm.yaml
 
-test: $(STAMP)
+# Headless Chromium + chromedriver (Debian packages) for the leaderboard app's browser test.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+test: $(STAMP) browser
 	$(OFFLINE) $(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -59,6 +59,8 @@ class ClassificationScriptArguments:
     early_stopping_patience: Optional[int] = field(default=3, metadata={"help": "evaluations without improvement before stopping (None: off)"})
     card_template: str = field(default="model_cards/classifier.md")
     print_report: bool = True
+    save_results: bool = field(default=True, metadata={"help": "append leaderboard result records (one per evaluated split)"})
+    results_location: Optional[str] = field(default=None, metadata={"help": "results folder or hf://datasets/<org>/<name> (default: $AFFECTLAB_RESULTS or results/)"})
 
     def __post_init__(self):
         if self.loss not in LOSSES:

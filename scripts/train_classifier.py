@@ -233,9 +233,43 @@ def main(script_args, training_args, model_args):
             atomic_write_text(output_dir / "report.txt", text)
             print(text, flush=True)
     trainer.accelerator.wait_for_everyone()
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message=f"affectlab: {run_name}")
+    if trainer.is_world_process_zero():
+        publish(output_dir, run_name, script_args, training_args, model_args, predictions, reports, label_names,
+                eval_splits, probabilities, references, thresholds, multi_label)
     return results
+
+
+def publish(output_dir, run_name, script_args, training_args, model_args, predictions, reports, label_names,
+            eval_splits, probabilities, references, thresholds, multi_label):
+    """Push the run (affectlab.hub.push_run) when asked, then append one leaderboard record per split."""
+    import numpy as np
+
+    from affectlab.hub import HubAuthError, HubError, push_run, result_record, save_result
+
+    repo_id, revision = training_args.hub_model_id or f"local/{run_name}", None
+    if training_args.push_to_hub:
+        try:
+            pushed = push_run(output_dir, repo_id, private=bool(training_args.hub_private_repo),
+                              commit_message=f"affectlab: {run_name}")
+        except HubError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2 if isinstance(err, HubAuthError) else 1)
+        revision = pushed.revision
+        print(f"pushed {pushed.repo_id}@{pushed.revision}")
+    if not script_args.save_results:
+        return
+    for split, pred in predictions.items():
+        probs, refs = probabilities(pred.predictions), references(pred.label_ids)
+        y_pred = (probs >= np.asarray(thresholds)[None, :]).astype(int) if multi_label else probs.argmax(-1)
+        y_true = refs if multi_label else refs.argmax(-1)
+        metrics = {k: v for k, v in reports[split].items() if isinstance(v, float)}
+        record = result_record(
+            model_repo=repo_id, revision=revision, task="emotion-multilabel" if multi_label else "text-classification",
+            dataset=script_args.dataset_name, dataset_config=script_args.dataset_config, split=split, metrics=metrics,
+            y_true=y_true, y_pred=y_pred, dataset_rows=eval_splits[split]["text"], base_model=model_args.model_name_or_path,
+            seed=training_args.seed, config={"script": vars(script_args), "training": training_args.to_dict()},
+            primary_metric="macro_f1", label_names=label_names)
+        print(f"result record: {save_result(record, script_args.results_location)}")
 
 
 def format_report(reports: dict, results: dict, label_names: list[str], multi_label: bool) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Leaderboard records written by the training scripts during tests go to a throwaway folder.
+os.environ.setdefault("AFFECTLAB_RESULTS", tempfile.mkdtemp(prefix="affectlab-results-"))
 
 
 @pytest.fixture(scope="session")
