@@ -486,3 +486,34 @@ def load_results(results: str | os.PathLike | None = None, *, token: str | None 
             record["_path"] = str(f.relative_to(root))
             out.append(record)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what every training script calls
+# ---------------------------------------------------------------------------------------------------------
+def claim_push(training_args) -> bool:
+    """Take `--push_to_hub` away from `Trainer` and return whether it was asked for.
+
+    Trainer would otherwise create the repo at start-up and push checkpoints on its own path; every
+    affectlab script instead pushes the finished output folder once, through `push_run`.
+    """
+    wanted = bool(getattr(training_args, "push_to_hub", False))
+    training_args.push_to_hub = False
+    return wanted
+
+
+def publish_finished_run(output_dir: str | os.PathLike, training_args, wanted: bool) -> PushResult | None:
+    """Push a finished run when `wanted` (see `claim_push`); on failure print one line and exit non-zero."""
+    import sys
+
+    if not wanted:
+        return None
+    repo_id = training_args.hub_model_id or Path(output_dir).name
+    try:
+        pushed = push_run(output_dir, repo_id, private=bool(getattr(training_args, "hub_private_repo", False)),
+                          commit_message=f"affectlab: {Path(output_dir).name}")
+    except HubError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2 if isinstance(err, HubAuthError) else 1)
+    print(f"pushed {pushed.repo_id}@{pushed.revision}", flush=True)
+    return pushed

@@ -33,6 +33,7 @@ def main(script_args, training_args, model_args):
 
     from affectlab.callbacks import GradientHealthCallback
     from affectlab.cards import eval_results_for, render_model_card
+    from affectlab.hub import claim_push
     from affectlab.data import (is_multi_label, label_names_of, load_named_dataset, mix_train_splits,
                                 tokenize_for_classification)
     from affectlab.io import atomic_write_json, atomic_write_text
@@ -45,6 +46,7 @@ def main(script_args, training_args, model_args):
     logger = logging.getLogger("train_classifier")
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)
+    push_wanted = claim_push(training_args)
     report_fn = metric_module("multilabel_f1").multilabel_report
 
     # ---- data (validated before anything is written) -------------------------------------------
@@ -235,27 +237,20 @@ def main(script_args, training_args, model_args):
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         publish(output_dir, run_name, script_args, training_args, model_args, predictions, reports, label_names,
-                eval_splits, probabilities, references, thresholds, multi_label)
+                eval_splits, probabilities, references, thresholds, multi_label, push_wanted)
     return results
 
 
 def publish(output_dir, run_name, script_args, training_args, model_args, predictions, reports, label_names,
-            eval_splits, probabilities, references, thresholds, multi_label):
+            eval_splits, probabilities, references, thresholds, multi_label, push_wanted):
     """Push the run (affectlab.hub.push_run) when asked, then append one leaderboard record per split."""
     import numpy as np
 
-    from affectlab.hub import HubAuthError, HubError, push_run, result_record, save_result
+    from affectlab.hub import publish_finished_run, result_record, save_result
 
-    repo_id, revision = training_args.hub_model_id or f"local/{run_name}", None
-    if training_args.push_to_hub:
-        try:
-            pushed = push_run(output_dir, repo_id, private=bool(training_args.hub_private_repo),
-                              commit_message=f"affectlab: {run_name}")
-        except HubError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2 if isinstance(err, HubAuthError) else 1)
-        revision = pushed.revision
-        print(f"pushed {pushed.repo_id}@{pushed.revision}")
+    pushed = publish_finished_run(output_dir, training_args, push_wanted)
+    repo_id = pushed.repo_id if pushed else training_args.hub_model_id or f"local/{run_name}"
+    revision = pushed.revision if pushed else None
     if not script_args.save_results:
         return
     for split, pred in predictions.items():

@@ -205,10 +205,12 @@ def main(script_args, training_args, model_args):
 
     import pandas as pd
 
+    from affectlab.hub import claim_push, publish_finished_run
     from affectlab.io import atomic_write_json
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger = logging.getLogger("train_nli")
+    push_wanted = claim_push(training_args)
     folds = list(range(script_args.num_folds)) if script_args.num_folds > 1 else [None]
     fold_results, trainer, weights = [], None, None
     for fold in folds:
@@ -227,6 +229,8 @@ def main(script_args, training_args, model_args):
     lines += [f"{r['criterion']:<18} {r['mean'] if r['mean'] is not None else float('nan'):>8.3f} {r['sd']:>6.3f}" for r in rows]
     lines.append(f"validation macro-F1 {summary['macro_f1']['mean']:.4f} +- {summary['macro_f1']['sd']:.4f} over {len(folds)} fold(s)")
     print("\n".join(lines), flush=True)
+    if trainer.is_world_process_zero():
+        publish_finished_run(out, training_args, push_wanted)
     return payload
 
 

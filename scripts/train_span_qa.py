@@ -225,9 +225,12 @@ def main(script_args, training_args, model_args):
     import yaml
     from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
+    from affectlab.hub import claim_push, publish_finished_run
     from affectlab.io import atomic_write_json, atomic_write_text
     from affectlab.paths import resolve_model_name
     from custom_models.span_qa import SpanQAModel
+
+    push_wanted = claim_push(training_args)
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger = logging.getLogger("train_span_qa")
@@ -318,6 +321,8 @@ def main(script_args, training_args, model_args):
             w.writerow([split] + [round(m[k], 4) for k in ("exact", "f1", "sentence_precision", "sentence_recall", "sentence_f1")] + [m["total"]])
     print("\n".join(f"{s}: EM {m['exact']:.2f} F1 {m['f1']:.2f} sentence-F1 {m['sentence_f1']:.2f} (n={m['total']})"
                     for s, m in results.items()), flush=True)
+    if trainer.is_world_process_zero():
+        publish_finished_run(out, training_args, push_wanted)
     return payload
 
 

@@ -235,3 +235,33 @@ def test_two_processes_push_results_concurrently_and_leaderboard_shows_both(hub,
     md = (out_dir / "leaderboard.md").read_text()
     assert md.index("alice/model-a") < md.index("alice/model-b")  # a: 75% accuracy, b: 50%
     assert not grep_token(tmp_path, extra_text="".join(o + e for o, e in outs) + proc.stdout + proc.stderr)
+
+
+def test_training_script_push_to_hub_goes_through_push_run_and_reloads(hub, tmp_path, tiny_bert_dir):
+    """`train_classifier.py --push_to_hub` pushes the finished run once (not Trainer's checkpoint pushes),
+    records the sha and a leaderboard result with it; the pushed model reloads with identical outputs."""
+    env = client_env(hub, tmp_path, AFFECTLAB_RESULTS=str(tmp_path / "results"))
+    out = tmp_path / "run"
+    proc = run([sys.executable, str(REPO / "scripts" / "train_classifier.py"), "--config", str(REPO / "recipes" / "tiny_test.yaml"),
+                "--model_name_or_path", str(tiny_bert_dir), "--output_dir", str(out), "--push_to_hub", "true",
+                "--hub_model_id", f"{USER}/tiny-emotions"], env, tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "hub_push.json").read_text())
+    assert f"pushed {USER}/tiny-emotions@{record['revision']}" in proc.stdout
+    results = list((tmp_path / "results" / USER / "tiny-emotions").glob("results_*.json"))
+    assert len(results) == 1 and json.loads(results[0].read_text())["model"]["revision"] == record["revision"]
+    assert grep_token(out, tmp_path / "results", extra_text=proc.stdout + proc.stderr) == []
+    check = textwrap.dedent(f"""
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        tok = AutoTokenizer.from_pretrained("{USER}/tiny-emotions", revision="{record['revision']}")
+        model = AutoModelForSequenceClassification.from_pretrained("{USER}/tiny-emotions", revision="{record['revision']}").eval()
+        local = AutoModelForSequenceClassification.from_pretrained("{out}").eval()
+        batch = tok(["I am so happy for you", "this is awful"], padding=True, return_tensors="pt")
+        with torch.no_grad():
+            assert torch.equal(model(**batch).logits, local(**batch).logits)
+        assert model.config.label_thresholds == local.config.label_thresholds
+        print("RELOAD-OK")
+    """)
+    proc = run([sys.executable, "-c", check], client_env(hub, tmp_path, token=None), tmp_path)
+    assert "RELOAD-OK" in proc.stdout, proc.stderr[-3000:]
