@@ -336,6 +336,7 @@ def main(script_args, training_args, model_args):
     from trl import SFTTrainer, get_peft_config, get_quantization_config
 
     from affectlab.callbacks import GradientHealthCallback
+    from affectlab.hub import claim_push, publish_finished_run
     from affectlab.io import atomic_write_json
     from affectlab.paths import resolve_model_name
     from affectlab.personas import PersonaRegistry, add_persona_tokens
@@ -343,6 +344,7 @@ def main(script_args, training_args, model_args):
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger = logging.getLogger("sft_emotions")
+    push_wanted = claim_push(training_args)
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)
 
@@ -458,6 +460,7 @@ def main(script_args, training_args, model_args):
         atomic_write_json(output_dir / "eval_results.json", results)
         if script_args.print_report:
             print(text, flush=True)
+        publish_finished_run(output_dir, training_args, push_wanted)
     return {"baseline": baseline["scores"] if baseline else None, "finetuned": finetuned["scores"]}
 
 

@@ -128,6 +128,7 @@ def main(script_args, training_args, model_args):
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, set_seed
 
     from affectlab.callbacks import GradientHealthCallback
+    from affectlab.hub import claim_push, publish_finished_run
     from affectlab.io import atomic_write_json
     from affectlab.metrics import metric_module
     from affectlab.paths import resolve_model_name
@@ -193,6 +194,7 @@ def main(script_args, training_args, model_args):
         out.update({f"pearson_{row['label']}": row["pearson"] for row in rep["per_dimension"]})
         return out
 
+    push_wanted = claim_push(training_args)
     trainer = Trainer(model=model, args=training_args, train_dataset=tok["train"], eval_dataset=tok["validation"],
                       processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
                       compute_metrics=compute_metrics, callbacks=[GradientHealthCallback()])
@@ -248,6 +250,8 @@ def main(script_args, training_args, model_args):
         if script_args.print_report:
             print(text, flush=True)
     trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        publish_finished_run(output_dir, training_args, push_wanted)
     return results
 
 
