@@ -27,6 +27,7 @@ class TextClassifier:
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        texts = [str(t) for t in texts]  # also accepts a datasets Column or any iterable of strings
         out = []
         for i in range(0, len(texts), batch_size):
             batch = self.tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=self.max_length,

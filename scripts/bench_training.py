@@ -99,7 +99,7 @@ def run_pipeline(name, model_path, train_rows, eval_rows, tokenizer, pad_to_max:
 
     cfg = model.config
     non_embed = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
-    real_lengths = [len(x) for x in tokenizer(train_rows["text"], truncation=True, max_length=128)["input_ids"]]
+    real_lengths = [len(x) for x in tokenizer(list(train_rows["text"]), truncation=True, max_length=128)["input_ids"]]
     flops_per_ex = float(model_flops_per_example(real_lengths, non_embed, cfg.num_hidden_layers, cfg.hidden_size, True).mean())
     return {"train_samples_per_s": train_sps, "eval_samples_per_s": eval_sps,
             "train_gflops_per_s": train_sps * flops_per_ex / 1e9, "mean_real_tokens": float(sum(real_lengths) / len(real_lengths))}

@@ -80,7 +80,7 @@ def minilm_run(tmp_path_factory, minilm_path):
     return out
 
 
-def untrained_macro_f1(model_dir: str, texts, refs, thresholds):
+def untrained_report(model_dir: str, texts, refs, thresholds):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from affectlab.inference import TextClassifier
@@ -89,7 +89,7 @@ def untrained_macro_f1(model_dir: str, texts, refs, thresholds):
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=28,
                                                                problem_type="multi_label_classification")
     probs = TextClassifier(model, AutoTokenizer.from_pretrained(model_dir)).predict_proba(texts)
-    return metric_module("multilabel_f1").multilabel_report(probs, refs, thresholds=thresholds)["macro_f1"]
+    return metric_module("multilabel_f1").multilabel_report(probs, refs, thresholds=thresholds)
 
 
 def test_minilm_beats_untrained_and_thresholds_apply_after_reload(minilm_run, minilm_path):
@@ -104,20 +104,20 @@ def test_minilm_beats_untrained_and_thresholds_apply_after_reload(minilm_run, mi
 
     clf = TextClassifier.from_pretrained(str(minilm_run))
     saved = json.loads((minilm_run / "config.json").read_text())["label_thresholds"]
-    assert list(saved) == clf.labels and clf.thresholds.tolist() == [saved[n] for n in clf.labels]
+    assert set(saved) == set(clf.labels) and clf.thresholds.tolist() == [saved[n] for n in clf.labels]
     assert clf.thresholds.tolist() == [results["thresholds"][n] for n in clf.labels]
     assert len(set(clf.thresholds.tolist())) > 1, "thresholds are tuned per label"
 
-    probs = clf.predict_proba(val["text"])
+    probs = clf.predict_proba(list(val["text"]))
     report = metric_module("multilabel_f1").multilabel_report(probs, refs, thresholds=clf.thresholds)
     assert report["macro_f1"] == pytest.approx(results["results"]["validation"]["macro_f1"], abs=1e-3)
-    predicted = clf.predict(val["text"][:20])
+    predicted = clf.predict(list(val["text"])[:20])
     assert predicted == [[clf.labels[j] for j in np.flatnonzero(row >= clf.thresholds)] for row in probs[:20]]
 
-    before = untrained_macro_f1(minilm_path, val["text"], refs, clf.thresholds)
-    after = results["results"]["validation"]["macro_f1"]
-    assert after > before + 0.05, (before, after)
-    assert results["results"]["validation"]["micro_f1"] > 0.25
+    before = untrained_report(minilm_path, list(val["text"]), refs, clf.thresholds)
+    after = results["results"]["validation"]
+    assert after["macro_f1"] > before["macro_f1"] + 0.05, (before["macro_f1"], after["macro_f1"])
+    assert after["micro_f1"] > before["micro_f1"], (before["micro_f1"], after["micro_f1"])
 
 
 def test_model_card_parses_and_carries_eval_results(minilm_run):
