@@ -53,6 +53,7 @@ register(DatasetSpec("redsm5", "dataset_builders.redsm5.redsm5:ReDSM5", "redsm5_
                      "single_label", "ReDSM5: Reddit posts x DSM-5 depression criteria (nli / multilabel / evidence)"))
 register(DatasetSpec("emobank", "dataset_builders.emobank.emobank:EmoBank", "emobank", None,
                      "regression", "EmoBank: valence/arousal/dominance from writer and reader perspectives"))
+register(DatasetSpec("sst2", "dataset_builders.sst2.sst2:SST2", "sst2", None, "single_label", "SST-2: binary sentiment of movie-review phrases (GLUE)"))
 
 
 def get_spec(name: str) -> DatasetSpec:
