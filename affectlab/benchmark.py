@@ -1,0 +1,410 @@
+"""Measurement and comparison machinery of the model benchmark (`scripts/benchmark_models.py`).
+
+* **Device handling**: `detect_device` (CUDA, Apple MPS, CPU) and `check_device_options`, which refuses
+  options a device cannot use (bf16/fp16 on CPU, 4-bit/QLoRA anywhere but CUDA, a CUDA request without
+  CUDA) with a `DeviceOptionError` that says what to use instead; nothing is ever silently changed.
+* **Speed**, measured the way optimum-benchmark does: `timed_runs` does warm-up calls, then keeps calling
+  until it has at least `min_iterations` timings AND at least `min_seconds` of measured time (device
+  synchronised around every call); `latency_stats` gives p50/p90/p99; `measure_latency` (batch 1),
+  `measure_throughput` (samples/s and non-padding tokens/s at a chosen batch), `measure_ttft` (time to the
+  first generated token of a causal LM) and `MemoryTracker` (peak RSS on CPU, peak allocated and reserved
+  on CUDA).
+* **Quality**: `classification_metrics` (accuracy, macro F1/precision/recall), percentile bootstrap 95% CIs
+  (`bootstrap_ci`), bootstrap CIs of paired differences (`bootstrap_diff_ci`) and `mcnemar` (exact binomial
+  when the discordant count is small, else chi-square with continuity correction).
+* **Comparison**: `minmax_normalise`, `composite_scores` (default 30% accuracy, 30% macro-F1, 20% throughput,
+  20% latency), `rank_table` and `pareto_front` (max quality, min latency).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+DEFAULT_WEIGHTS = {"accuracy": 0.3, "macro_f1": 0.3, "throughput": 0.2, "latency_p50_ms": 0.2}
+HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "precision": True, "recall": True, "throughput": True,
+                    "throughput_samples_s": True, "tokens_s": True, "latency_p50_ms": False, "latency_p90_ms": False,
+                    "latency_p99_ms": False, "ttft_p50_ms": False, "peak_memory_mb": False}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# devices
+# ---------------------------------------------------------------------------------------------------------
+class DeviceOptionError(ValueError):
+    """An option the chosen device cannot use; the message says which and what to use instead."""
+
+
+def available_devices() -> dict[str, bool]:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return {"cuda": torch.cuda.is_available(), "mps": bool(mps is not None and mps.is_available()), "cpu": True}
+
+
+def detect_device(requested: str = "auto", available: dict[str, bool] | None = None) -> str:
+    """`auto` -> cuda, else mps, else cpu; an explicit device that is not there is refused."""
+    available = available or available_devices()
+    requested = (requested or "auto").lower()
+    if requested == "auto":
+        return next(d for d in ("cuda", "mps", "cpu") if available.get(d))
+    if requested not in ("cuda", "mps", "cpu"):
+        raise DeviceOptionError(f"unknown device {requested!r}; use auto, cuda, mps or cpu")
+    if not available.get(requested):
+        have = [d for d, ok in available.items() if ok]
+        raise DeviceOptionError(f"device {requested!r} was requested but is not available here (available: {have}); "
+                                "pass --device auto or one of those")
+    return requested
+
+
+def check_device_options(device: str, dtype: str = "float32", method: str = "full",
+                         bf16_supported_on_cuda: bool | None = None) -> None:
+    """Refuse (never adjust) what `device` cannot run: half precision on CPU, 4-bit / QLoRA off CUDA, ..."""
+    dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype)
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise DeviceOptionError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
+    if method not in ("full", "lora", "qlora"):
+        raise DeviceOptionError(f"unknown method {method!r}; use full, lora or qlora")
+    if method == "qlora" and device != "cuda":
+        raise DeviceOptionError(f"method 'qlora' (4-bit NF4 weights through bitsandbytes) is refused on {device}: "
+                                "4-bit training is only supported on CUDA here; use method 'lora' (or 'full') on "
+                                f"{device}, or run on a CUDA GPU")
+    if device == "cpu" and dtype != "float32":
+        raise DeviceOptionError(f"dtype {dtype} is refused on CPU: this benchmark trains and measures CPU models in "
+                                "float32 only (CPU half-precision kernels would change both accuracy and speed); "
+                                "use --dtype float32 or a CUDA device")
+    if device == "mps" and dtype == "bfloat16":
+        raise DeviceOptionError("dtype bfloat16 is refused on MPS; use float32 or float16")
+    if device == "cuda" and dtype == "bfloat16":
+        if bf16_supported_on_cuda is None:
+            import torch
+
+            bf16_supported_on_cuda = torch.cuda.is_bf16_supported()
+        if not bf16_supported_on_cuda:
+            raise DeviceOptionError("dtype bfloat16 is refused: this CUDA GPU does not support bf16; use float16 "
+                                    "or float32")
+
+
+def synchronize(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# speed
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class SpeedConfig:
+    """Warm-up calls, then >= `min_iterations` timed calls and >= `min_seconds` of timed calls."""
+
+    warmup: int = 5
+    min_iterations: int = 50
+    min_seconds: float = 5.0
+    batch_size: int = 32          # throughput batch
+    max_length: int = 64
+    repeats: int = 2              # independent latency measurements (their p50s show the stability)
+    max_iterations: int = 100_000
+
+    def __post_init__(self):
+        if self.warmup < 0 or self.min_iterations < 1 or self.min_seconds < 0 or self.batch_size < 1:
+            raise ValueError(f"invalid speed settings: {self}")
+
+
+def timed_runs(fn: Callable[[int], object], warmup: int, min_iterations: int, min_seconds: float,
+               sync: Callable[[], None] | None = None, clock: Callable[[], float] = time.perf_counter,
+               max_iterations: int = 100_000, on_step: Callable[[], None] | None = None) -> np.ndarray:
+    """Call `fn(i)` `warmup` times untimed, then until both >= `min_iterations` calls and >= `min_seconds` of
+    timed calls (capped at `max_iterations`). Returns the per-call durations in seconds."""
+    sync = sync or (lambda: None)
+    for i in range(warmup):
+        fn(i)
+    sync()
+    times: list[float] = []
+    total = 0.0
+    i = 0
+    while (len(times) < min_iterations or total < min_seconds) and len(times) < max_iterations:
+        start = clock()
+        fn(warmup + i)
+        sync()
+        elapsed = clock() - start
+        times.append(elapsed)
+        total += elapsed
+        i += 1
+        if on_step is not None:
+            on_step()
+    return np.asarray(times, dtype=float)
+
+
+def latency_stats(seconds: Sequence[float]) -> dict:
+    """p50/p90/p99/mean/std in milliseconds (linear-interpolated percentiles) and the number of timings."""
+    ms = np.asarray(seconds, dtype=float) * 1000.0
+    if ms.size == 0:
+        raise ValueError("no timings")
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(ms.mean()),
+            "std_ms": float(ms.std()), "n": int(ms.size), "total_s": float(ms.sum() / 1000.0)}
+
+
+def current_rss_mb() -> float:
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss / 2**20
+
+
+class MemoryTracker:
+    """Peak memory while measuring: sampled RSS on CPU/MPS (plus the process high-water mark), allocated and
+    reserved peaks on CUDA (reset at start)."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak_rss_mb = 0.0
+
+    def __enter__(self):
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        self.sample()
+        return self
+
+    def sample(self) -> None:
+        self.peak_rss_mb = max(self.peak_rss_mb, current_rss_mb())
+
+    def __exit__(self, *exc):
+        self.sample()
+        return False
+
+    def result(self) -> dict:
+        out = {"peak_rss_mb": round(self.peak_rss_mb, 1)}
+        try:
+            import resource
+
+            out["process_max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        except ImportError:  # pragma: no cover - not on Windows
+            pass
+        if self.device == "cuda":
+            import torch
+
+            out["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            out["cuda_max_reserved_mb"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
+        return out
+
+
+def _encode(tokenizer, texts, max_length, device):
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    return {k: v.to(device) for k, v in enc.items()}
+
+
+def measure_latency(model, tokenizer, texts: Sequence[str], cfg: SpeedConfig, device: str,
+                    tracker: MemoryTracker | None = None) -> tuple[dict, np.ndarray]:
+    """Batch-1 forward latency, cycling through `texts` (tokenisation excluded). Returns (stats, seconds)."""
+    import torch
+
+    inputs = [_encode(tokenizer, [t], cfg.max_length, device) for t in texts]
+
+    def call(i):
+        with torch.inference_mode():
+            model(**inputs[i % len(inputs)])
+
+    times = timed_runs(call, cfg.warmup, cfg.min_iterations, cfg.min_seconds, sync=lambda: synchronize(device),
+                       max_iterations=cfg.max_iterations, on_step=tracker.sample if tracker else None)
+    return latency_stats(times), times
+
+
+def measure_throughput(model, tokenizer, texts: Sequence[str], cfg: SpeedConfig, device: str,
+                       tracker: MemoryTracker | None = None) -> dict:
+    """Samples/s and (non-padding) tokens/s at batch `cfg.batch_size`, cycling through `texts`."""
+    import torch
+
+    b = cfg.batch_size
+    texts = list(texts)
+    while len(texts) < b:
+        texts = texts + texts
+    batches = [_encode(tokenizer, texts[i:i + b], cfg.max_length, device) for i in range(0, len(texts) - b + 1, b)]
+    tokens = [int(x["attention_mask"].sum()) for x in batches]
+
+    def call(i):
+        with torch.inference_mode():
+            model(**batches[i % len(batches)])
+
+    # batches are ~batch_size times longer than batch-1 calls: fewer iterations, same minimum time
+    w, iters = min(cfg.warmup, 2), max(1, cfg.min_iterations // 5)
+    times = timed_runs(call, w, iters, cfg.min_seconds, sync=lambda: synchronize(device),
+                       max_iterations=cfg.max_iterations, on_step=tracker.sample if tracker else None)
+    timed_tokens = sum(tokens[(w + j) % len(batches)] for j in range(len(times)))
+    total = float(times.sum())
+    return {"batch_size": b, "samples_s": len(times) * b / total, "tokens_s": timed_tokens / total,
+            "n": int(len(times)), "total_s": total}
+
+
+def measure_ttft(causal_lm, tokenizer, texts: Sequence[str], cfg: SpeedConfig, device: str,
+                 tracker: MemoryTracker | None = None) -> dict:
+    """Time to first token at batch 1: `generate(max_new_tokens=1)` (prefill + first decoding step)."""
+    import torch
+
+    inputs = [_encode(tokenizer, [t], cfg.max_length, device) for t in texts]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def call(i):
+        with torch.inference_mode():
+            out = causal_lm.generate(**inputs[i % len(inputs)], max_new_tokens=1, min_new_tokens=1, do_sample=False,
+                                     pad_token_id=pad_id)
+        assert out.shape[1] == inputs[i % len(inputs)]["input_ids"].shape[1] + 1
+
+    times = timed_runs(call, cfg.warmup, cfg.min_iterations, cfg.min_seconds, sync=lambda: synchronize(device),
+                       max_iterations=cfg.max_iterations, on_step=tracker.sample if tracker else None)
+    return latency_stats(times)
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """(max - min) / min of repeated measurements (0.1 = the runs agree within 10%)."""
+    v = np.asarray(values, dtype=float)
+    return float((v.max() - v.min()) / v.min())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# quality and significance
+# ---------------------------------------------------------------------------------------------------------
+QUALITY_METRICS = ("accuracy", "macro_f1", "precision", "recall")
+
+
+def metric_function(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    if name == "accuracy":
+        return lambda t, p: float(np.mean(t == p))
+    if name == "macro_f1":
+        return lambda t, p: float(f1_score(t, p, average="macro", zero_division=0))
+    if name == "precision":
+        return lambda t, p: float(precision_score(t, p, average="macro", zero_division=0))
+    if name == "recall":
+        return lambda t, p: float(recall_score(t, p, average="macro", zero_division=0))
+    raise KeyError(f"unknown metric {name!r}; known: {QUALITY_METRICS}")
+
+
+def classification_metrics(y_true, y_pred, metrics: Sequence[str] = QUALITY_METRICS) -> dict[str, float]:
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    return {m: metric_function(m)(t, p) for m in metrics}
+
+
+def _bootstrap_idx(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def bootstrap_ci(y_true, y_pred, metrics: Sequence[str] = QUALITY_METRICS, n_boot: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> dict[str, dict]:
+    """Per metric: point value and percentile bootstrap (1 - alpha) CI over resampled examples."""
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    idx = _bootstrap_idx(len(t), n_boot, seed)
+    out = {}
+    for m in metrics:
+        fn = metric_function(m)
+        scores = (t == p).astype(float)[idx].mean(axis=1) if m == "accuracy" else np.array([fn(t[i], p[i]) for i in idx])
+        lo, hi = np.percentile(scores, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+        out[m] = {"value": fn(t, p), "ci_low": float(lo), "ci_high": float(hi)}
+    return out
+
+
+def bootstrap_diff_ci(y_true, pred_a, pred_b, metric: str = "accuracy", n_boot: int = 1000, seed: int = 0,
+                      alpha: float = 0.05) -> dict:
+    """Paired bootstrap of metric(a) - metric(b) on the same resampled examples: difference and its CI."""
+    t, a, b = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
+    if not (len(t) == len(a) == len(b)):
+        raise ValueError("paired comparison needs predictions on the same examples")
+    fn = metric_function(metric)
+    idx = _bootstrap_idx(len(t), n_boot, seed)
+    if metric == "accuracy":
+        d = ((t == a).astype(float) - (t == b).astype(float))[idx].mean(axis=1)
+    else:
+        d = np.array([fn(t[i], a[i]) - fn(t[i], b[i]) for i in idx])
+    lo, hi = np.percentile(d, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return {"metric": metric, "diff": fn(t, a) - fn(t, b), "ci_low": float(lo), "ci_high": float(hi)}
+
+
+def mcnemar(y_true, pred_a, pred_b, exact: bool | None = None) -> dict:
+    """McNemar's test on paired predictions. b = A right & B wrong, c = A wrong & B right.
+
+    Exact two-sided binomial test (b ~ Bin(b + c, 1/2)) when `exact` or (by default) when b + c < 25; otherwise
+    the chi-square statistic with continuity correction (|b - c| - 1)^2 / (b + c), 1 degree of freedom.
+    """
+    from scipy import stats
+
+    t, a, bb = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
+    if not (len(t) == len(a) == len(bb)):
+        raise ValueError("McNemar needs predictions on the same examples")
+    ra, rb = a == t, bb == t
+    b = int(np.sum(ra & ~rb))
+    c = int(np.sum(~ra & rb))
+    n = b + c
+    if exact is None:
+        exact = n < 25
+    if n == 0:
+        return {"b": b, "c": c, "statistic": 0.0, "p_value": 1.0, "method": "exact" if exact else "chi2_cc"}
+    if exact:
+        p = float(stats.binomtest(min(b, c), n, 0.5, alternative="two-sided").pvalue)
+        return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": min(1.0, p), "method": "exact"}
+    stat = (abs(b - c) - 1) ** 2 / n
+    return {"b": b, "c": c, "statistic": float(stat), "p_value": float(stats.chi2.sf(stat, 1)), "method": "chi2_cc"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# comparison
+# ---------------------------------------------------------------------------------------------------------
+def minmax_normalise(values: Sequence[float], higher_is_better: bool = True) -> np.ndarray:
+    """Scale to [0, 1] with 1 = best. When all values are equal nobody is better: every row gets 1."""
+    v = np.asarray(values, dtype=float)
+    lo, hi = np.nanmin(v), np.nanmax(v)
+    if hi == lo:
+        return np.ones_like(v)
+    s = (v - lo) / (hi - lo)
+    return s if higher_is_better else 1.0 - s
+
+
+def composite_scores(rows: Sequence[dict], weights: dict[str, float] | None = None,
+                     directions: dict[str, bool] | None = None) -> np.ndarray:
+    """Weighted sum of min-max normalised criteria (weights renormalised to sum 1)."""
+    weights = dict(weights or DEFAULT_WEIGHTS)
+    directions = {**HIGHER_IS_BETTER, **(directions or {})}
+    if not rows:
+        return np.zeros(0)
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError(f"weights must be >= 0 with a positive sum, got {weights}")
+    total = sum(weights.values())
+    score = np.zeros(len(rows))
+    for key, w in weights.items():
+        if key not in directions:
+            raise KeyError(f"no direction known for criterion {key!r}; pass directions={{{key!r}: True/False}}")
+        missing = [i for i, r in enumerate(rows) if r.get(key) is None]
+        if missing:
+            raise KeyError(f"criterion {key!r} missing from row(s) {missing}")
+        score += (w / total) * minmax_normalise([r[key] for r in rows], directions[key])
+    return score
+
+
+def rank_table(rows: Sequence[dict], weights: dict[str, float] | None = None,
+               directions: dict[str, bool] | None = None) -> list[dict]:
+    """Rows with `composite` and `rank` (1 = best; ties share the better rank), best first."""
+    scores = composite_scores(rows, weights, directions)
+    out = [dict(r, composite=float(s)) for r, s in zip(rows, scores)]
+    out.sort(key=lambda r: -r["composite"])
+    for r in out:
+        r["rank"] = 1 + sum(1 for o in out if o["composite"] > r["composite"] + 1e-12)
+    return out
+
+
+def pareto_front(quality: Sequence[float], latency: Sequence[float]) -> list[int]:
+    """Indices of the points no other point dominates (quality >= and latency <=, one strictly), by latency."""
+    q, lat = np.asarray(quality, dtype=float), np.asarray(latency, dtype=float)
+    front = []
+    for i in range(len(q)):
+        dominated = np.any((q >= q[i]) & (lat <= lat[i]) & ((q > q[i]) | (lat < lat[i])))
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: (lat[i], -q[i]))

@@ -1,0 +1,134 @@
+"""affectlab.benchmark: McNemar against hand-computed cases, bootstrap CIs, composite ranking, Pareto front,
+warm-up / minimum-iterations / minimum-time logic and percentiles, device refusals, real timings on a tiny model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from affectlab import benchmark as B
+
+
+def paired(b: int, c: int, both_right: int, both_wrong: int):
+    """Binary labels/predictions with exactly b (A right, B wrong) and c (A wrong, B right) discordant pairs."""
+    y = np.zeros(b + c + both_right + both_wrong, dtype=int)
+    a = np.concatenate([np.zeros(b), np.ones(c), np.zeros(both_right), np.ones(both_wrong)]).astype(int)
+    bb = np.concatenate([np.ones(b), np.zeros(c), np.zeros(both_right), np.ones(both_wrong)]).astype(int)
+    return y, a, bb
+
+
+def test_mcnemar_exact_small_counts_by_hand():
+    y, a, b = paired(10, 2, 30, 5)
+    res = B.mcnemar(y, a, b)
+    # two-sided exact: 2 * P(X <= 2), X ~ Bin(12, 1/2) = 2 * (1 + 12 + 66) / 4096
+    assert (res["b"], res["c"], res["method"]) == (10, 2, "exact")
+    assert res["p_value"] == pytest.approx(158 / 4096, rel=1e-9)
+    # symmetric in the models
+    assert B.mcnemar(y, b, a)["p_value"] == pytest.approx(res["p_value"])
+
+
+def test_mcnemar_chi2_continuity_by_hand():
+    y, a, b = paired(30, 15, 100, 20)
+    res = B.mcnemar(y, a, b)
+    stat = (abs(30 - 15) - 1) ** 2 / 45  # 196 / 45
+    assert res["method"] == "chi2_cc"
+    assert res["statistic"] == pytest.approx(196 / 45)
+    assert res["p_value"] == pytest.approx(math.erfc(math.sqrt(stat / 2)), rel=1e-9)  # chi2(1) survival
+    assert 0.03 < res["p_value"] < 0.04
+    same = B.mcnemar(y, a, a)
+    assert same["p_value"] == 1.0 and same["b"] == same["c"] == 0
+
+
+def test_bootstrap_ci_and_paired_difference():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    good = np.where(rng.random(400) < 0.9, y, 1 - y)
+    bad = np.where(rng.random(400) < 0.6, y, 1 - y)
+    ci = B.bootstrap_ci(y, good, n_boot=300)
+    assert set(ci) == {"accuracy", "macro_f1", "precision", "recall"}
+    acc = ci["accuracy"]
+    assert acc["value"] == pytest.approx(np.mean(good == y))
+    assert acc["ci_low"] < acc["value"] < acc["ci_high"] and acc["ci_high"] - acc["ci_low"] < 0.1
+    d = B.bootstrap_diff_ci(y, good, bad, "accuracy", n_boot=300)
+    assert d["diff"] == pytest.approx(np.mean(good == y) - np.mean(bad == y))
+    assert 0 < d["ci_low"] < d["diff"] < d["ci_high"]
+    assert B.bootstrap_diff_ci(y, good, good, "macro_f1", n_boot=50)["ci_high"] == 0.0
+
+
+def test_composite_ranking_by_hand():
+    rows = [{"model": "A", "accuracy": 0.9, "macro_f1": 0.9, "throughput": 100, "latency_p50_ms": 10},
+            {"model": "B", "accuracy": 0.8, "macro_f1": 0.8, "throughput": 300, "latency_p50_ms": 5},
+            {"model": "C", "accuracy": 0.85, "macro_f1": 0.7, "throughput": 200, "latency_p50_ms": 20}]
+    scores = B.composite_scores(rows)
+    # A: .3*1 + .3*1 + .2*0 + .2*(10/15); B: 0 + .3*.5 + .2*1 + .2*1; C: .3*.5 + 0 + .2*.5 + 0
+    assert scores == pytest.approx([0.3 + 0.3 + 0.2 * 2 / 3, 0.15 + 0.4, 0.25])
+    table = B.rank_table(rows)
+    assert [r["model"] for r in table] == ["A", "B", "C"] and [r["rank"] for r in table] == [1, 2, 3]
+    assert [r["model"] for r in B.rank_table(rows, weights={"latency_p50_ms": 1})] == ["B", "A", "C"]
+    assert list(B.minmax_normalise([3, 3])) == [1.0, 1.0]
+    with pytest.raises(KeyError, match="throughput"):
+        B.composite_scores([{"accuracy": 1, "macro_f1": 1, "latency_p50_ms": 1}])
+
+
+def test_pareto_front():
+    assert B.pareto_front([0.9, 0.8, 0.85, 0.7], [10, 5, 20, 6]) == [1, 0]
+    assert B.pareto_front([0.9, 0.9], [5, 5]) == [0, 1]  # equal points do not dominate each other
+
+
+def test_timed_runs_needs_min_iterations_and_min_seconds():
+    clock = {"t": 0.0}
+    calls = []
+
+    def fn(i):
+        calls.append(i)
+        clock["t"] += 0.01
+
+    times = B.timed_runs(fn, warmup=3, min_iterations=5, min_seconds=0.2, clock=lambda: clock["t"])
+    assert len(times) == 20 and len(calls) == 23  # time-bound: 20 x 10 ms, after 3 untimed warm-up calls
+    calls.clear()
+    times = B.timed_runs(fn, warmup=0, min_iterations=30, min_seconds=0.1, clock=lambda: clock["t"])
+    assert len(times) == 30 and len(calls) == 30  # iteration-bound
+    stats = B.latency_stats(np.arange(1, 101) / 1000.0)
+    assert (stats["p50_ms"], stats["p90_ms"], stats["p99_ms"], stats["n"]) == pytest.approx((50.5, 90.1, 99.01, 100))
+    assert B.relative_spread([10.0, 10.5]) == pytest.approx(0.05)
+
+
+def test_device_refusals_are_explicit():
+    cpu_only = {"cuda": False, "mps": False, "cpu": True}
+    assert B.detect_device("auto", cpu_only) == "cpu"
+    assert B.detect_device("auto", {"cuda": False, "mps": True, "cpu": True}) == "mps"
+    with pytest.raises(B.DeviceOptionError, match="'cuda' was requested but is not available"):
+        B.detect_device("cuda", cpu_only)
+    with pytest.raises(B.DeviceOptionError, match="bfloat16 is refused on CPU"):
+        B.check_device_options("cpu", "bf16")
+    for device in ("cpu", "mps"):
+        with pytest.raises(B.DeviceOptionError, match=f"'qlora'.*refused on {device}"):
+            B.check_device_options(device, "float32", "qlora")
+    with pytest.raises(B.DeviceOptionError, match="does not support bf16"):
+        B.check_device_options("cuda", "bfloat16", "lora", bf16_supported_on_cuda=False)
+    B.check_device_options("cpu", "float32", "lora")
+    B.check_device_options("cuda", "bfloat16", "qlora", bf16_supported_on_cuda=True)
+
+
+def test_real_latency_throughput_ttft_on_tiny_models(minilm_path):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(minilm_path)
+    clf = BertForSequenceClassification(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                                   intermediate_size=64, max_position_embeddings=128)).eval()
+    cfg = B.SpeedConfig(warmup=2, min_iterations=10, min_seconds=0.2, batch_size=8, max_length=32)
+    texts = ["a good film", "dull and far too long", "it works"]
+    with B.MemoryTracker("cpu") as mem:
+        stats, times = B.measure_latency(clf, tok, texts, cfg, "cpu", mem)
+        thr = B.measure_throughput(clf, tok, texts, cfg, "cpu", mem)
+    assert stats["n"] == len(times) >= 10 and times.sum() >= 0.2
+    assert 0 < stats["p50_ms"] <= stats["p90_ms"] <= stats["p99_ms"]
+    assert thr["samples_s"] > 0 and thr["tokens_s"] > thr["samples_s"] and thr["total_s"] >= 0.2
+    assert mem.result()["peak_rss_mb"] > 10
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=128)).eval()
+    ttft = B.measure_ttft(lm, tok, texts, B.SpeedConfig(warmup=1, min_iterations=5, min_seconds=0.0), "cpu")
+    assert ttft["n"] == 5 and ttft["p50_ms"] > 0
