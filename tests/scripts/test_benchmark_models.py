@@ -1,0 +1,119 @@
+"""scripts/benchmark_models.py end to end on tiny random BERT / GPT-2 models and a few hundred SST-2 rows:
+one leaderboard result per pair, resume skips finished pairs, ranked report with plots, device refusals."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import benchmark_models  # noqa: E402
+
+from affectlab.benchmark import DeviceOptionError  # noqa: E402
+
+
+def recipe(tmp_path) -> Path:
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump({
+        "models": ["tiny-bert", "tiny-gpt2"],
+        "datasets": [{"name": "sst2", "max_train_samples": 256, "max_eval_samples": 200, "balanced": True}],
+        "output_dir": str(tmp_path / "out"), "n_boot": 100, "speed_texts": 32,
+        "training": {"per_device_train_batch_size": 16, "max_length": 32},
+        "speed": {"warmup": 2, "min_iterations": 10, "min_seconds": 0.1, "batch_size": 8, "repeats": 2},
+    }))
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, data_root):
+    tmp = tmp_path_factory.mktemp("bench")
+    cfg = recipe(tmp)
+    return tmp, cfg, benchmark_models.main(["--config", str(cfg)])
+
+
+def result_files(out: Path) -> list[Path]:
+    return sorted((out / "results").glob("*/*/results_*.json"))
+
+
+def test_each_pair_writes_a_leaderboard_result(first_run):
+    tmp, _, res = first_run
+    assert res["ran"] == [("tiny-bert", "sst2"), ("tiny-gpt2", "sst2")] and res["skipped"] == []
+    files = result_files(tmp / "out")
+    assert [f.parent.name for f in files] == ["tiny-bert", "tiny-gpt2"]
+    for f in files:
+        rec = json.loads(f.read_text())
+        assert rec["schema"] == "affectlab.result/1" and rec["dataset"]["split"] == "validation"
+        t, p = np.asarray(rec["predictions"]["y_true"]), np.asarray(rec["predictions"]["y_pred"])
+        assert len(t) == 200 and np.bincount(t).tolist() == [100, 100]  # balanced evaluation subsample
+        assert rec["metrics"]["accuracy"] == pytest.approx(np.mean(t == p))
+        bench = rec["benchmark"]
+        ci = bench["ci"]["accuracy"]
+        assert ci["ci_low"] <= rec["metrics"]["accuracy"] <= ci["ci_high"]
+        speed = bench["speed"]
+        assert len(speed["latency_runs"]) == 2 and all(r["n"] >= 10 for r in speed["latency_runs"])
+        assert speed["throughput"]["samples_s"] > 0 and speed["memory"]["peak_rss_mb"] > 0
+        assert bench["train_rows"] == 256 and bench["train_time_s"] > 0
+        assert ("ttft" in speed) == (bench["family"] == "decoder")
+    gpt2 = json.loads(files[1].read_text())["benchmark"]
+    assert gpt2["method"] == "lora" and gpt2["trainable_params"] < gpt2["params"]
+    # the leaderboard reads these records
+    import leaderboard
+
+    from affectlab.hub import load_results
+
+    tables = leaderboard.build_tables(load_results(str(tmp / "out" / "results")), n_boot=50)
+    table = tables[("sentiment", "sst2", "validation")]
+    assert sorted(table["model"]) == ["local/tiny-bert", "local/tiny-gpt2"]
+
+
+def test_report_ranking_and_plots(first_run):
+    tmp, _, res = first_run
+    out = tmp / "out"
+    report = (out / "report_sst2.md").read_text()
+    assert "## Ranking" in report and "McNemar" in report and "Pareto front" in report
+    for png in ("sst2_accuracy_vs_latency.png", "sst2_f1_ci.png", "sst2_latency.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    summary = json.loads((out / "summary_sst2.json").read_text())
+    ranking = summary["ranking"]
+    assert [r["rank"] for r in ranking] == sorted(r["rank"] for r in ranking)
+    assert ranking[0]["composite"] >= ranking[1]["composite"]
+    test = summary["tests"][0]
+    pairs = {r["model"]: r for r in res["rankings"]["sst2"]}
+    a, b = pairs[test["model_a"]], pairs[test["model_b"]]
+    ya, yb, y = np.asarray(a["y_pred"]), np.asarray(b["y_pred"]), np.asarray(a["y_true"])
+    assert test["b"] == int(np.sum((ya == y) & (yb != y))) and test["c"] == int(np.sum((ya != y) & (yb == y)))
+    assert test["acc_diff"] == pytest.approx(a["accuracy"] - b["accuracy"])
+
+
+def test_resume_skips_finished_pairs(first_run):
+    tmp, cfg, _ = first_run
+    before = result_files(tmp / "out")
+    again = benchmark_models.main(["--config", str(cfg)])
+    assert again["ran"] == [] and again["skipped"] == [("tiny-bert", "sst2"), ("tiny-gpt2", "sst2")]
+    assert result_files(tmp / "out") == before
+    assert (tmp / "out" / "report_sst2.md").is_file()
+
+
+def test_qlora_on_cpu_is_refused_before_anything_runs(tmp_path):
+    cfg = recipe(tmp_path)
+    with pytest.raises(DeviceOptionError, match="'qlora'.*refused on cpu"):
+        benchmark_models.main(["--config", str(cfg), "--method", "qlora", "--device", "cpu"])
+    with pytest.raises(DeviceOptionError, match="bfloat16 is refused on CPU"):
+        benchmark_models.main(["--config", str(cfg), "--dtype", "bfloat16", "--device", "cpu"])
+    assert not (tmp_path / "out" / "pairs").exists()
+
+
+def test_registry_has_the_seed_models():
+    models = benchmark_models.load_registry("recipes/models.yaml")
+    hub = {m["hub_id"] for m in models.values() if "hub_id" in m}
+    assert len(hub) == 18 and {"prajjwal1/bert-tiny", "microsoft/Phi-3-mini-4k-instruct", "google/gemma-2-2b"} <= hub
+    assert {"minilm", "tiny-bert", "tiny-gpt2"} <= set(models)
+    assert all(m["params"] > 1e6 for m in models.values() if "hub_id" in m)
