@@ -11,7 +11,9 @@ then >= N iterations and >= T seconds; p50/p90/p99 latency at batch 1, repeated;
 time to first token of decoders used generatively; peak memory) and write one leaderboard result JSON
 (`affectlab.hub.save_result`, with per-example predictions, provenance and a `benchmark` section) plus
 `<output_dir>/pairs/<model>__<dataset>/pair.json`. A pair whose `pair.json` exists with the same settings is
-skipped, so an interrupted sweep resumes. Then, per dataset: a ranked table (min-max normalised weighted
+skipped, so an interrupted sweep resumes. A dataset entry is a registered builder (`{name: sst2}`) or, with
+`source`, a Hub repo / Parquet folder whose columns are renamed to `text` / `labels`, e.g. `{name: imdb, source:
+stanfordnlp/imdb, label_column: label, eval_split: test}` (online only); `balanced: true` subsamples per class. Then, per dataset: a ranked table (min-max normalised weighted
 composite), McNemar tests and bootstrap CIs of accuracy differences between every two models, the Pareto front
 of accuracy vs p50 latency, `report_<dataset>.md` and PNG plots.
 """
@@ -178,7 +180,12 @@ def subsample(ds, n: int | None, balanced: bool, seed: int, label_column: str = 
 def load_pair_data(ds_cfg: dict, cfg: dict):
     from affectlab.data import label_names_of, load_named_dataset
 
-    raw = load_named_dataset(ds_cfg["name"], ds_cfg.get("config"), ds_cfg.get("data_dir"))
+    raw = load_named_dataset(ds_cfg.get("source", ds_cfg["name"]), ds_cfg.get("config"), ds_cfg.get("data_dir"))
+    # Hub / Parquet datasets (imdb, yelp_polarity, amazon_polarity, ...) name their columns differently
+    renames = {ds_cfg.get("text_column", "text"): "text", ds_cfg.get("label_column", "labels"): "labels"}
+    renames = {k: v for k, v in renames.items() if k != v}
+    if renames:
+        raw = raw.rename_columns(renames)
     train_split, eval_split = ds_cfg.get("train_split", "train"), ds_cfg.get("eval_split", "validation")
     n_train = cfg["max_train_samples"] or ds_cfg.get("max_train_samples")
     n_eval = cfg["max_eval_samples"] or ds_cfg.get("max_eval_samples")
@@ -220,7 +227,9 @@ def run_pair(name: str, spec: dict, ds_cfg: dict, cfg: dict, device: str, pair_d
         from affectlab.peft_utils import quantization_config_4bit
 
         load_kwargs.update(quantization_config=quantization_config_4bit(compute_dtype=dtype), device_map=device)
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, **load_kwargs)
+    # full / LoRA train float32 weights (bf16 / fp16 only as Trainer autocast); QLoRA computes in `dtype`
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, dtype=dtype if method == "qlora" else torch.float32, **load_kwargs)
     total_params = sum(p.numel() for p in model.parameters())
     if method in ("lora", "qlora"):
         from peft import LoraConfig
@@ -264,6 +273,8 @@ def run_pair(name: str, spec: dict, ds_cfg: dict, cfg: dict, device: str, pair_d
     model = trainer.model
     if method == "lora":
         model = model.merge_and_unload()
+    if method != "qlora" and dtype != torch.float32:
+        model = model.to(dtype)  # measured in the requested precision
     model.eval()
     speed_cfg = B.SpeedConfig(**{"max_length": tr["max_length"], **cfg["speed"]})
     texts = list(evaluation["text"][: cfg["speed_texts"]])

@@ -117,3 +117,22 @@ def test_registry_has_the_seed_models():
     assert len(hub) == 18 and {"prajjwal1/bert-tiny", "microsoft/Phi-3-mini-4k-instruct", "google/gemma-2-2b"} <= hub
     assert {"minilm", "tiny-bert", "tiny-gpt2"} <= set(models)
     assert all(m["params"] > 1e6 for m in models.values() if "hub_id" in m)
+
+
+def test_parquet_or_hub_dataset_columns_and_balanced_subsample(tmp_path):
+    import datasets
+
+    feats = datasets.Features({"review": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    for split, n in (("train", 90), ("test", 30)):
+        rows = {"review": [f"{split} review {i}" for i in range(n)], "label": [int(i % 3 == 0) for i in range(n)]}
+        (tmp_path / "data").mkdir(exist_ok=True)
+        datasets.Dataset.from_dict(rows, features=feats).to_parquet(str(tmp_path / "data" / f"{split}.parquet"))
+    ds_cfg = {"name": "toy", "source": str(tmp_path), "label_column": "label", "text_column": "review",
+              "eval_split": "test", "max_train_samples": 40, "balanced": True}
+    cfg = {"max_train_samples": None, "max_eval_samples": None, "seed": 0}
+    train, evaluation, names, split = benchmark_models.load_pair_data(ds_cfg, cfg)
+    assert names == ["neg", "pos"] and split == "test" and len(evaluation) == 30
+    assert len(train) == 40 and sorted(train["labels"]) == [0] * 20 + [1] * 20  # 30 positives available, 20 taken
+    assert train[0]["text"].startswith("train review")
+    with pytest.raises(ValueError, match="needs 40 rows of class 1, the split has 30"):
+        benchmark_models.load_pair_data({**ds_cfg, "max_train_samples": 80}, cfg)
