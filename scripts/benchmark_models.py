@@ -278,7 +278,7 @@ def run_pair(name: str, spec: dict, ds_cfg: dict, cfg: dict, device: str, pair_d
     model.eval()
     speed_cfg = B.SpeedConfig(**{"max_length": tr["max_length"], **cfg["speed"]})
     texts = list(evaluation["text"][: cfg["speed_texts"]])
-    speed: dict = {"settings": vars(speed_cfg)}
+    speed: dict = {"settings": vars(speed_cfg), "torch_threads": torch.get_num_threads()}
     with B.MemoryTracker(device) as mem:
         runs, samples = [], []
         for _ in range(speed_cfg.repeats):
