@@ -35,6 +35,7 @@ from affectlab.io import atomic_write_json, atomic_write_text  # noqa: E402
 from affectlab.paths import REPO_ROOT  # noqa: E402
 
 logger = logging.getLogger("benchmark_models")
+STABLE_SPREAD = 0.10  # repeated p50 latencies must agree within 10%
 
 DEFAULTS = {
     "models": ["minilm", "tiny-bert", "tiny-gpt2"],
@@ -425,12 +426,17 @@ def write_plots(out_dir: Path, dataset: str, summaries: list[dict], front: list[
 def write_report(out_dir: Path, dataset: str, ranked, tests, front, summaries, weights, device) -> Path:
     plots = write_plots(out_dir, dataset, summaries, front)
     front_names = [summaries[i]["model"] for i in front]
+    unstable = [f"{r['model']} ({100 * r['latency_p50_spread']:.1f}%)" for r in ranked
+                if r["latency_p50_spread"] > STABLE_SPREAD]
+    stability = (f"The repeated p50 latencies of every model agree within {100 * STABLE_SPREAD:.0f}%." if not unstable else
+                 f"UNSTABLE: the repeated p50 latencies differ by more than {100 * STABLE_SPREAD:.0f}% for "
+                 f"{', '.join(unstable)}; the machine was probably busy: rerun the speed part on a quiet machine.")
     text = "\n\n".join([
         f"# Sentiment benchmark: {dataset}",
         f"Device: {device}. Composite = min-max normalised weighted sum, weights {weights}. Accuracy/F1 CIs: "
         "95% percentile bootstrap over evaluation examples. Latency: batch 1, after warm-up, >= N iterations and "
         ">= T seconds; the speed measurement was repeated and each run's p50 is listed.",
-        "## Ranking", ranking_markdown(ranked),
+        "## Ranking", ranking_markdown(ranked), f"Latency stability: {stability}",
         "## Paired significance (McNemar; bootstrap CI of the accuracy difference)", tests_markdown(tests),
         f"## Pareto front (accuracy vs p50 latency)\n\n{', '.join(front_names)}",
         "## Plots", "\n".join(f"![{p.stem}]({p.name})" for p in plots),
@@ -439,7 +445,7 @@ def write_report(out_dir: Path, dataset: str, ranked, tests, front, summaries, w
     atomic_write_text(path, text)
     atomic_write_json(out_dir / f"summary_{dataset}.json", {
         "ranking": [{k: v for k, v in r.items() if k not in ("y_true", "y_pred", "latency_samples_ms")} for r in ranked],
-        "tests": tests, "pareto_front": front_names})
+        "tests": tests, "pareto_front": front_names, "latency_unstable": unstable})
     return path
 
 

@@ -83,6 +83,9 @@ def test_report_ranking_and_plots(first_run):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     summary = json.loads((out / "summary_sst2.json").read_text())
     ranking = summary["ranking"]
+    unstable = [r["model"] for r in ranking if max(r["latency_p50_runs_ms"]) > 1.1 * min(r["latency_p50_runs_ms"])]
+    assert [u.split(" ")[0] for u in summary["latency_unstable"]] == unstable
+    assert ("UNSTABLE" in report) == bool(unstable)
     assert [r["rank"] for r in ranking] == sorted(r["rank"] for r in ranking)
     assert ranking[0]["composite"] >= ranking[1]["composite"]
     test = summary["tests"][0]
