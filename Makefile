@@ -11,7 +11,7 @@ PIP        := $(PY) -m pip install -q --retries 10 --timeout 60
 OFFLINE    := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test bench train-full browser clean
+.PHONY: venv demo test bench bench-sentiment train-full browser clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,9 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(OFFLINE) $(PY) scripts/bench_training.py
+
+bench-sentiment: $(STAMP)
+	$(OFFLINE) $(PY) scripts/benchmark_models.py --config recipes/sentiment_benchmark_cpu.yaml
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
