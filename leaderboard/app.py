@@ -59,7 +59,33 @@ def filter_frame(df, task: str = ALL, dataset: str = ALL, search: str = "", sort
     return out.sort_values(keys, ascending=not descending if sort_by != "rank" else True, kind="stable")
 
 
-def build_app(df):
+BENCH_COLUMNS = ["dataset", "rank", "model", "method", "accuracy", "accuracy 95% CI", "macro_f1", "p50 ms", "p99 ms",
+                 "samples/s", "composite", "pareto"]
+
+
+def load_benchmark_frame(folder: str | None):
+    """Rows of every `summary_<dataset>.json` that `scripts/benchmark_models.py` wrote into `folder`."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(folder).glob("summary_*.json")) if folder else []:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        pareto = set(summary.get("pareto_front") or [])
+        for position, r in enumerate(summary["ranking"], start=1):
+            ci = r["ci"]["accuracy"]
+            rows.append({"dataset": r["dataset"], "rank": r.get("rank", position), "model": r["model"], "method": r.get("method", ""),
+                         "accuracy": round(r["accuracy"], 4), "accuracy 95% CI": f"[{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]",
+                         "macro_f1": round(r["ci"]["macro_f1"]["value"], 4), "p50 ms": round(r["latency_p50_ms"], 3),
+                         "p99 ms": round(r["latency_p99_ms"], 3),
+                         "samples/s": round(r["throughput"], 1),
+                         "composite": round(r["composite"], 3), "pareto": "yes" if r["model"] in pareto else ""})
+    return pd.DataFrame(rows, columns=BENCH_COLUMNS)
+
+
+def build_app(df, bench_df=None):
     import gradio as gr
 
     datatypes = ["markdown" if c == "model" else "str" for c in SHOWN]
@@ -79,6 +105,10 @@ def build_app(df):
         update = lambda *args: filter_frame(df, *args)  # noqa: E731
         for component in inputs:
             component.change(update, inputs, table)
+        if bench_df is not None and len(bench_df):
+            gr.Markdown("## Sentiment benchmark\nQuality with 95% bootstrap CIs, batch-1 latency, throughput, the "
+                        "weighted composite rank and the quality-vs-latency Pareto front (`make bench-sentiment`).")
+            gr.Dataframe(bench_df, interactive=False, wrap=True, elem_id="benchmark-table")
     return app
 
 
@@ -88,11 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--benchmark", default=None, help="folder with summary_<dataset>.json of scripts/benchmark_models.py")
     parser.add_argument("--hub-url", default=os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     args = parser.parse_args(argv)
     import gradio as gr
 
-    app = build_app(load_frame(args.results, args.n_boot, args.hub_url))
+    app = build_app(load_frame(args.results, args.n_boot, args.hub_url), load_benchmark_frame(args.benchmark))
     # system fonts only: the default theme would make browsers fetch Google Fonts
     app.launch(server_name=args.host, server_port=args.port, share=False, show_error=True,
                theme=gr.themes.Default(font=["sans-serif"], font_mono=["monospace"]))
