@@ -46,7 +46,7 @@ DEFAULTS = {
     "device": "auto",
     "dtype": "float32",
     "method": None,                  # override every model's default method
-    "seed": 42,
+    "seed": 1337,
     "n_boot": 1000,
     "max_train_samples": None,       # overrides the datasets' own settings when given
     "max_eval_samples": None,
