@@ -1,7 +1,10 @@
-"""Argument dataclasses of the training scripts (parsed with `trl.TrlParser`: YAML recipe + CLI overrides).
+"""Argument dataclasses shared by every task family (parsed with `trl.TrlParser`: YAML recipe + CLI overrides).
 
-Scripts take three groups, as in TRL / alignment-handbook: `script_args` (data, loss, evaluation),
-`training_args` (`transformers.TrainingArguments`) and `model_args` (`trl.ModelConfig`).
+As in TRL / alignment-handbook, a run takes three groups: the family's script arguments (a subclass of
+`DataArguments`: data, lengths, sample limits, evaluation and results options, then the family's own
+fields), `training_args` (`transformers.TrainingArguments`, or TRL's `SFTConfig` for the SFT family) and
+`model_args` (`ModelArguments`, i.e. `trl.ModelConfig` + `trust_remote_code`). A field name means the
+same thing in every family; a family never redeclares a shared field.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from affectlab.losses import LOSSES
+from affectlab.errors import ArgumentError
 
 
 def parse_mixture(value) -> dict[str, float] | None:
@@ -25,47 +28,44 @@ def parse_mixture(value) -> dict[str, float] | None:
         else:
             pairs = [item.split(":") for item in value.split(",") if item.strip()]
             if any(len(p) != 2 for p in pairs):
-                raise ValueError(f"dataset_mixture must look like 'name:weight,name:weight', got {value!r}")
+                raise ArgumentError("dataset_mixture", f"must look like 'name:weight,name:weight', got {value!r}")
             value = {k.strip(): float(v) for k, v in pairs}
     mixture = {str(k): float(v) for k, v in dict(value).items()}
     if any(w < 0 for w in mixture.values()) or sum(mixture.values()) <= 0:
-        raise ValueError(f"mixture weights must be >= 0 with a positive sum, got {mixture}")
+        raise ArgumentError("dataset_mixture", f"weights must be >= 0 with a positive sum, got {mixture}")
     return mixture
 
 
 @dataclass
-class ClassificationScriptArguments:
-    """Data, loss and evaluation options of `scripts/train_classifier.py`."""
+class DataArguments:
+    """What every family shares: the dataset, lengths, sample limits, evaluation and results options."""
 
-    dataset_name: str = field(default="goemotions", metadata={"help": "registered dataset (see dataset_builders.REGISTRY) or a folder/Hub repo with Parquet"})
+    dataset_name: Optional[str] = field(default=None, metadata={"help": "registered dataset (dataset_builders.REGISTRY), a Parquet folder / Hub repo, or a family-specific source"})
     dataset_config: Optional[str] = field(default=None, metadata={"help": "builder config (default: the registry's)"})
     dataset_data_dir: Optional[str] = field(default=None, metadata={"help": "local folder in the original layout (default: $AFFECTLAB_DATA/<name>)"})
-    dataset_mixture: Optional[str] = field(default=None, metadata={"help": "weighted training mixture, e.g. 'goemotions:0.8,semeval2018_ec:0.2' (evaluation stays on dataset_name)"})
-    text_column: str = "text"
-    text_pair_column: Optional[str] = field(default=None, metadata={"help": "second text for pair inputs (NLI)"})
-    label_column: str = "labels"
-    max_length: int = field(default=128, metadata={"help": "truncation length (tokens); batches are padded dynamically"})
-    max_train_samples: Optional[int] = None
-    max_eval_samples: Optional[int] = None
-    loss: str = field(default="bce", metadata={"help": f"one of {LOSSES} ('ce' for single-label)"})
-    asl_gamma_neg: float = 4.0
-    asl_gamma_pos: float = 0.0
-    asl_clip: float = 0.05
-    bce_weight: float = field(default=0.5, metadata={"help": "weight of BCE in the 'combined' loss"})
-    label_pos_weight: bool = field(default=False, metadata={"help": "BCE pos_weight per label from train frequencies"})
-    pos_weight_max: float = 10.0
-    threshold: float = field(default=0.5, metadata={"help": "global decision threshold before tuning"})
-    tune_thresholds: bool = field(default=True, metadata={"help": "tune one threshold per label on validation (never on test)"})
-    early_stopping_patience: Optional[int] = field(default=3, metadata={"help": "evaluations without improvement before stopping (None: off)"})
-    card_template: str = field(default="model_cards/classifier.md")
-    print_report: bool = True
-    save_results: bool = field(default=True, metadata={"help": "append leaderboard result records (one per evaluated split)"})
-    results_location: Optional[str] = field(default=None, metadata={"help": "results folder or hf://datasets/<org>/<name> (default: $AFFECTLAB_RESULTS or results/)"})
+    max_length: Optional[int] = field(default=None, metadata={"help": "truncation length in tokens (default: the family's); batches are padded dynamically"})
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "use at most this many training rows (seeded shuffle)"})
+    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "evaluate at most this many rows per split"})
+    early_stopping_patience: Optional[int] = field(default=3, metadata={"help": "evaluations without improvement before stopping (needs load_best_model_at_end; None: off)"})
+    card_template: Optional[str] = field(default=None, metadata={"help": "model-card template (default: the family's packaged one)"})
+    print_report: bool = field(default=True, metadata={"help": "print the evaluation report at the end"})
+    save_results: bool = field(default=True, metadata={"help": "write one leaderboard result record per evaluated split"})
+    results_location: Optional[str] = field(default=None, metadata={"help": "results folder or hf://datasets/<org>/<name> (default: $AFFECTLAB_RESULTS or ./results)"})
+
+    # the family's default max_length (subclasses override the class attribute, not the field)
+    default_max_length = 128
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        self.mixture = parse_mixture(self.dataset_mixture)
+        if self.max_length is None:
+            self.max_length = self.default_max_length
+        if self.max_length <= 0:
+            raise ArgumentError("max_length", f"must be > 0 tokens, got {self.max_length}")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ArgumentError(name, f"must be >= 1 (or left unset for all rows), got {value}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            self.early_stopping_patience = None
 
 
 def _model_config_base():
@@ -76,20 +76,28 @@ def _model_config_base():
 
 @dataclass
 class ModelArguments(_model_config_base()):
-    """`trl.ModelConfig` (model id, dtype, attention, LoRA/DoRA, 4/8-bit) + `trust_remote_code`."""
+    """`trl.ModelConfig` (model id, dtype, attention, LoRA/DoRA, 4/8-bit) + `trust_remote_code`.
+
+    One meaning in every family: `use_peft` trains a LoRA (DoRA with `use_dora`) adapter on
+    `lora_target_modules` (default: the attention projections the model has) plus the family's head;
+    `load_in_4bit` / `load_in_8bit` load the base weights with bitsandbytes (CUDA only: refused elsewhere);
+    `dtype` is the weights' dtype (bf16/fp16 are refused on a CPU, where they are slower than fp32).
+    """
 
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code (custom_models/*)"})
 
 
-def parse_script_args(parser):
-    """`parser.parse_args_and_config()` (TrlParser: `--config recipe.yaml` + CLI overrides), CPU-DDP aware.
-
-    `accelerate launch` with a multi-process CPU config starts several ranks, but its `use_cpu` never
+def multi_rank_cpu_defaults(parser) -> None:
+    """`accelerate launch` with a multi-process CPU config starts several ranks, but its `use_cpu` never
     reaches `TrainingArguments`: each rank would then train alone (world size 1) on the whole data.
-    When several ranks run without CUDA we default `use_cpu` to True so they form one gloo DDP group.
-    """
+    When several ranks run without CUDA we default `use_cpu` to True so they form one gloo DDP group."""
     import torch
 
     if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         parser.set_defaults(use_cpu=True)
-    return parser.parse_args_and_config()
+
+
+def parse_script_args(parser, args=None):
+    """`parser.parse_args_and_config()` (TrlParser: `--config recipe.yaml` + CLI overrides), CPU-DDP aware."""
+    multi_rank_cpu_defaults(parser)
+    return parser.parse_args_and_config(args)

@@ -30,7 +30,7 @@ def load_frame(results: str | None, n_boot: int = 1000, hub_url: str = "https://
     import pandas as pd
 
     import leaderboard as lb  # scripts/leaderboard.py
-    from affectlab.hub import default_results_location, load_results
+    from affectlab.results import default_results_location, load_results
 
     tables = lb.build_tables(load_results(results or default_results_location()), n_boot=n_boot)
     if not tables:

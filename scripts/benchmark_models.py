@@ -9,7 +9,7 @@ method); datasets from the dataset builders (`sst2`, ...) with an optional class
 accuracy / macro F1 / precision / recall with 95% bootstrap CIs, measure speed (`affectlab.benchmark`: warm-up,
 then >= N iterations and >= T seconds; p50/p90/p99 latency at batch 1, repeated; throughput at a chosen batch;
 time to first token of decoders used generatively; peak memory) and write one leaderboard result JSON
-(`affectlab.hub.save_result`, with per-example predictions, provenance and a `benchmark` section) plus
+(`affectlab.results.save_result`, with per-example predictions, provenance and a `benchmark` section) plus
 `<output_dir>/pairs/<model>__<dataset>/pair.json`. A pair whose `pair.json` exists with the same settings is
 skipped, so an interrupted sweep resumes. A dataset entry is a registered builder (`{name: sst2}`) or, with
 `source`, a Hub repo / Parquet folder whose columns are renamed to `text` / `labels`, e.g. `{name: imdb, source:
@@ -206,7 +206,7 @@ def run_pair(name: str, spec: dict, ds_cfg: dict, cfg: dict, device: str, pair_d
                               DataCollatorWithPadding, TrainingArguments, set_seed)
 
     from affectlab.data import tokenize_for_classification
-    from affectlab.hub import result_record, save_result
+    from affectlab.results import result_record, save_result
     from affectlab.losses import ClassificationLoss, LossConfig
     from affectlab.trainer import ClassificationTrainer, softmax
 

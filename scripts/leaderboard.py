@@ -170,7 +170,7 @@ def write_outputs(tables, out_dir: str | Path, hub_url: str = "https://huggingfa
 
 
 def main(argv: list[str] | None = None) -> int:
-    from affectlab.hub import default_results_location, load_results
+    from affectlab.results import default_results_location, load_results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=None, help="results folder or hf://datasets/<org>/<name> "

@@ -186,7 +186,7 @@ def test_connection_drop_is_retried_then_fails_clearly(hub, tmp_path):
 CONCURRENT = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {repo!r})
-    from affectlab.hub import result_record, save_result
+    from affectlab.results import result_record, save_result
     name, go = sys.argv[1], sys.argv[2]
     y_true = [0, 1, 2, 1, 0, 2, 1, 0] * 5
     y_pred = [t if (i % int(sys.argv[3])) else (t + 1) % 3 for i, t in enumerate(y_true)]

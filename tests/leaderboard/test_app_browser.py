@@ -27,7 +27,7 @@ MODELS = {"org/sent-strong": ("sentiment", "tweet_eval", 4), "org/sent-weak": ("
 
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
-    from affectlab.hub import result_record, save_result
+    from affectlab.results import result_record, save_result
 
     root = tmp_path_factory.mktemp("results")
     y = [0, 1, 2, 1, 0] * 8

@@ -66,7 +66,7 @@ def test_each_pair_writes_a_leaderboard_result(first_run):
     # the leaderboard reads these records
     import leaderboard
 
-    from affectlab.hub import load_results
+    from affectlab.results import load_results
 
     tables = leaderboard.build_tables(load_results(str(tmp / "out" / "results")), n_boot=50)
     table = tables[("sentiment", "sst2", "validation")]

@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from affectlab.hub import fingerprint_rows, load_results, result_record, save_result  # noqa: E402
+from affectlab.results import fingerprint_rows, load_results, result_record, save_result  # noqa: E402
 import leaderboard  # noqa: E402
 
 N = 400

@@ -1,0 +1,178 @@
+"""The run life-cycle every task family goes through, in the same order:
+
+    parse (TrlParser; multi-rank CPU fix) -> claim the push from Trainer -> seed -> refuse what cannot be
+    honoured + check the model exists -> data (validated before anything is written) -> fit (model through
+    affectlab.models, PEFT, Trainer, train) -> evaluate -> stage: model, family files, train_results.json,
+    eval_results.json (one schema), model card -> atomic move into output_dir -> result records (one per
+    evaluated split) -> push if asked.
+
+`run_task(task_cls, script_args, training_args, model_args)` is what `scripts/<family>.py` and
+`affectlab train <family>` call; `parse_task_args(task_cls, argv)` parses a recipe + CLI overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger("affectlab.run")
+STAGING = ".final-staging"
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    results: dict                       # {split: {metric: value}} (eval_results.json "results")
+    eval_results: dict                  # the whole eval_results.json payload
+    records: list[str] = field(default_factory=list)   # where the result records were written
+    pushed: object = None               # affectlab.hub.PushResult when pushed
+
+
+def make_parser(task_cls):
+    from trl import TrlParser
+
+    return TrlParser(task_cls.dataclass_types())
+
+
+def parse_task_args(task_cls, argv: list[str] | None = None):
+    """(script_args, training_args, model_args) from `--config recipe.yaml` + CLI flags, CPU-DDP aware."""
+    from affectlab.configs import parse_script_args
+
+    return parse_script_args(make_parser(task_cls), argv)
+
+
+def configure_logging() -> None:
+    import transformers
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity_warning()
+
+
+def run_task(task_cls, script_args, training_args, model_args) -> RunResult:
+    """Run one family's training from parsed arguments; see the module docstring for the steps."""
+    from transformers import set_seed
+
+    from affectlab.hub import claim_push
+    from affectlab.models import check_model_available, resolve_model_name
+
+    configure_logging()
+    push_wanted = claim_push(training_args)
+    set_seed(training_args.seed)
+    task = task_cls(script_args, training_args, model_args)
+    task.check_options()
+    check_model_available(resolve_model_name(model_args.model_name_or_path), model_args.model_revision)
+
+    data = task.load_data()
+    fit = task.fit(data)
+    evaluations = task.evaluate(fit, data)
+    return finish_run(task, data, fit, evaluations, push_wanted)
+
+
+def _is_main(trainer) -> bool:
+    return trainer is None or trainer.is_world_process_zero()
+
+
+def _barrier(trainer) -> None:
+    if trainer is not None:
+        trainer.accelerator.wait_for_everyone()
+
+
+def finish_run(task, data, fit, evaluations, push_wanted: bool) -> RunResult:
+    """Stage every output, move it into output_dir atomically, write result records, push."""
+    from affectlab.cards import run_card
+    from affectlab.eval_results import build_eval_results
+    from affectlab.io import atomic_write_json, atomic_write_text
+    from affectlab.models import hub_model_id, peft_method
+
+    training_args, model_args = task.training_args, task.model_args
+    output_dir = Path(training_args.output_dir)
+    staging = output_dir / STAGING
+    trainer = fit.trainer
+    if _is_main(trainer) and staging.exists():
+        shutil.rmtree(staging)
+    _barrier(trainer)
+    task.save_model(fit, staging)
+    result = RunResult(output_dir=output_dir, results={}, eval_results={})
+    if _is_main(trainer):
+        staging.mkdir(parents=True, exist_ok=True)
+        task.save_artifacts(staging, fit, data, evaluations)
+        log_history = trainer.state.log_history if trainer is not None else []
+        atomic_write_json(staging / "train_results.json", {**fit.train_metrics, "train_rows": fit.train_rows,
+                                                           "world_size": getattr(training_args, "world_size", 1),
+                                                           "log_history": log_history})
+        payload = build_eval_results(task, data, evaluations, base_model=model_args.model_name_or_path,
+                                     base_model_hub_id=hub_model_id(model_args.model_name_or_path),
+                                     method=peft_method(model_args), seed=training_args.seed,
+                                     extra=task.extra_results(fit, data, evaluations))
+        repo_id = training_args.hub_model_id or f"<user>/{output_dir.name}"
+        card = run_card(task, data=data, evaluations=evaluations, fit=fit, eval_payload=payload,
+                        training_args=training_args, model_args=model_args, repo_id=repo_id,
+                        context=task.card_context(fit, data, evaluations))
+        card.save(str(staging / "README.md"))
+        text = task.report(evaluations) if task.args.print_report else ""
+        if text:
+            atomic_write_text(staging / "report.txt", text)
+        # every file lands by rename; eval_results.json, the marker of a finished run, comes last
+        for item in staging.iterdir():
+            target = output_dir / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+        staging.rmdir()
+        atomic_write_json(output_dir / "eval_results.json", payload)
+        if text:
+            print(text, end="", flush=True)
+        result.results, result.eval_results = payload["results"], payload
+        result.pushed = publish(task, output_dir, push_wanted)
+        if task.args.save_results:
+            result.records = write_records(task, data, evaluations, payload, result.pushed)
+    _barrier(trainer)
+    return result
+
+
+def publish(task, output_dir: Path, push_wanted: bool):
+    from affectlab.hub import publish_finished_run
+
+    return publish_finished_run(output_dir, task.training_args, push_wanted)
+
+
+def local_model_id(output_dir: Path) -> str:
+    """The id a result record names for a model that was not pushed: `local/<output folder name>`."""
+    return f"local/{output_dir.name}"
+
+
+def write_records(task, data, evaluations, payload: dict, pushed) -> list[str]:
+    """One leaderboard result record per evaluated split (per-example predictions or scores, no text)."""
+    from affectlab.results import result_record, save_result
+
+    training_args, model_args = task.training_args, task.model_args
+    output_dir = Path(training_args.output_dir)
+    repo_id = pushed.repo_id if pushed else local_model_id(output_dir)
+    revision = pushed.revision if pushed else None
+    config = {"script": _plain_args(task.args), "training": training_args.to_dict(), "model": _plain_args(model_args)}
+    paths = []
+    for split, ev in evaluations.items():
+        metrics = {k: float(v) for k, v in payload["results"][split].items()
+                   if k != "num_examples" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        record = result_record(
+            model_repo=repo_id, revision=revision, task=task.record_task, task_type=task.task_type,
+            dataset=data.info.name, dataset_config=data.info.config, split=split, metrics=metrics,
+            y_true=ev.y_true, y_pred=ev.y_pred, scores=ev.scores, fingerprint=ev.fingerprint,
+            base_model=payload["model"]["base_model_hub_id"] or model_args.model_name_or_path,
+            method=payload["model"]["method"], family=task.name, seed=training_args.seed, config=config,
+            primary_metric=task.primary_metric, label_names=ev.label_names)
+        path = save_result(record, task.args.results_location)
+        print(f"result record: {path}", flush=True)
+        paths.append(path)
+    return paths
+
+
+def _plain_args(args) -> dict:
+    import dataclasses
+
+    out = dataclasses.asdict(args) if dataclasses.is_dataclass(args) else dict(vars(args))
+    return json.loads(json.dumps(out, default=str))

@@ -1,0 +1,298 @@
+"""The text-classifier family: multi-label emotions (GoEmotions, SemEval-2018, mixtures) and single-label
+sentiment (SST-2), fine-tuned with `ClassificationTrainer` (BCE / ASL / combined / CE).
+
+Multi-label runs early-stop on validation macro-F1, tune one threshold per label on validation only and
+save them in the model config (`label_thresholds`), which `affectlab.inference.TextClassifier` applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from affectlab.configs import DataArguments, parse_mixture
+from affectlab.errors import ArgumentError
+from affectlab.losses import LOSSES
+from affectlab.tasks.base import DatasetInfo, FitResult, SplitEvaluation, Task, TaskData
+
+
+@dataclass
+class ClassificationArguments(DataArguments):
+    """Data, loss and threshold options of the classifier family (`affectlab train classifier`)."""
+
+    dataset_name: Optional[str] = field(default="goemotions", metadata={"help": "registered dataset (see dataset_builders.REGISTRY) or a folder/Hub repo with Parquet"})
+    dataset_mixture: Optional[str] = field(default=None, metadata={"help": "weighted training mixture, e.g. 'goemotions:0.8,semeval2018_ec:0.2' (evaluation stays on dataset_name)"})
+    text_column: str = "text"
+    text_pair_column: Optional[str] = field(default=None, metadata={"help": "second text for pair inputs"})
+    label_column: str = "labels"
+    loss: str = field(default="bce", metadata={"help": f"one of {LOSSES} ('ce' for single-label)"})
+    asl_gamma_neg: float = 4.0
+    asl_gamma_pos: float = 0.0
+    asl_clip: float = 0.05
+    bce_weight: float = field(default=0.5, metadata={"help": "weight of BCE in the 'combined' loss"})
+    label_pos_weight: bool = field(default=False, metadata={"help": "BCE pos_weight per label from train frequencies"})
+    pos_weight_max: float = 10.0
+    threshold: float = field(default=0.5, metadata={"help": "global decision threshold before tuning"})
+    tune_thresholds: bool = field(default=True, metadata={"help": "tune one threshold per label on validation (never on test)"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.loss not in LOSSES:
+            raise ArgumentError("loss", f"must be one of {LOSSES}, got {self.loss!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ArgumentError("threshold", f"must be in (0, 1), got {self.threshold}")
+        self.mixture = parse_mixture(self.dataset_mixture)
+
+
+# Backwards-compatible name (the script's arguments before the task registry).
+ClassificationScriptArguments = ClassificationArguments
+
+
+def dataset_info(name: str, config: str | None) -> DatasetInfo:
+    """What the registry (and the builder module's metadata) says about a dataset, for cards and records."""
+    from dataset_builders import REGISTRY
+
+    info = DatasetInfo(name=name, config=config)
+    if name in REGISTRY:
+        spec = REGISTRY[name]
+        info.config = config or spec.config
+        module = __import__(spec.builder.split(":")[0], fromlist=["CITATION"])
+        info.citation = getattr(module, "CITATION", None)
+        info.hub_id = getattr(module, "HUB_ID", None)
+        info.license = getattr(module, "LICENSE", None)
+        info.languages = list(getattr(module, "LANGUAGES", ["en"]))
+        info.absent_splits = list(getattr(module, "ABSENT_SPLITS", []))
+        info.split_notes = dict(getattr(module, "SPLIT_NOTES", {}))
+    return info
+
+
+class ClassifierTask(Task):
+    name = "classifier"
+    arguments_class = ClassificationArguments
+    card_template = "classifier.md"
+    primary_metric = "macro_f1"
+    card_metrics = ("macro_f1", "micro_f1", "weighted_f1", "accuracy", "subset_accuracy", "hamming_loss")
+    task_type = "text-classification"
+    pipeline_tag = "text-classification"
+    peft_task_type = "SEQ_CLS"
+    head_modules = ("classifier", "score", "pooler")
+    description = "multi-label emotions / single-label sentiment classifier (Trainer, BCE/ASL/CE, tuned thresholds)"
+
+    # ---- data -------------------------------------------------------------------------------------
+    def load_data(self) -> TaskData:
+        from affectlab.data import is_multi_label, label_names_of, load_named_dataset, mix_train_splits
+
+        args, seed = self.args, self.training_args.seed
+        raw = load_named_dataset(args.dataset_name, args.dataset_config, args.dataset_data_dir)
+        if "train" not in raw:
+            raise ArgumentError("dataset_name", f"{args.dataset_name!r} has no train split (splits: {list(raw)})")
+        if args.label_column not in raw["train"].column_names or args.text_column not in raw["train"].column_names:
+            raise ArgumentError("dataset_name", f"{args.dataset_name!r} needs columns {args.text_column!r} and "
+                                                f"{args.label_column!r}; it has {raw['train'].column_names}")
+        label_names = label_names_of(raw["train"], args.label_column)
+        multi_label = is_multi_label(raw["train"], args.label_column)
+        train = raw["train"]
+        if args.mixture:
+            parts = {}
+            for name in args.mixture:
+                part = train if name == args.dataset_name else load_named_dataset(name)["train"]
+                if label_names_of(part, args.label_column) != label_names:
+                    raise ArgumentError("dataset_mixture", f"component {name!r} has other label names than {args.dataset_name!r}")
+                parts[name] = part.select_columns([c for c in train.column_names])
+            total = args.max_train_samples or len(train)
+            train = mix_train_splits(parts, args.mixture, total, seed)
+            self.mixture_counts = {k: int(v) for k, v in zip(*np.unique(train["source"], return_counts=True))}
+            train = train.remove_columns("source")
+        else:
+            self.mixture_counts = None
+            train = self.limit_train(train)
+        eval_splits = {s: self.limit_eval(raw[s]) for s in ("validation", "test") if s in raw}
+        if "validation" not in eval_splits:
+            raise ArgumentError("dataset_name", f"{args.dataset_name!r} has no validation split (needed for early "
+                                                "stopping and thresholds)")
+        info = dataset_info(args.dataset_name, args.dataset_config)
+        return TaskData(train=train, eval=eval_splits, info=info,
+                        extra={"label_names": label_names, "multi_label": multi_label})
+
+    # ---- model ------------------------------------------------------------------------------------
+    def build_model(self, data: TaskData):
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        from affectlab.models import model_init_kwargs, resolve_model_name
+
+        model_args = self.model_args
+        names, multi = data.extra["label_names"], data.extra["multi_label"]
+        model_name = resolve_model_name(model_args.model_name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_name, revision=model_args.model_revision,
+                                                  trust_remote_code=model_args.trust_remote_code)
+        config = AutoConfig.from_pretrained(
+            model_name, revision=model_args.model_revision, trust_remote_code=model_args.trust_remote_code,
+            num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+            problem_type="multi_label_classification" if multi else "single_label_classification",
+        )
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_name, config=config, **model_init_kwargs(self.model_args, self.head_modules))
+        return model, tokenizer
+
+    def tokenize(self, dataset, tokenizer, data: TaskData, desc: str):
+        from affectlab.data import tokenize_for_classification
+
+        args = self.args
+        return tokenize_for_classification(
+            dataset, tokenizer=tokenizer, text_column=args.text_column, label_column=args.label_column,
+            num_labels=len(data.extra["label_names"]), multi_label=data.extra["multi_label"],
+            max_length=args.max_length, text_pair_column=args.text_pair_column, desc=desc)
+
+    def build_trainer(self, model, tokenizer, data: TaskData):
+        from transformers import DataCollatorWithPadding
+
+        from affectlab.callbacks import GradientHealthCallback
+        from affectlab.losses import ClassificationLoss, LossConfig, positive_weights
+        from affectlab.trainer import ClassificationTrainer
+
+        args, multi = self.args, data.extra["multi_label"]
+        with self.training_args.main_process_first(desc="tokenizing"):
+            train_tok = self.tokenize(data.train, tokenizer, data, "Tokenizing train")
+            self.eval_tok = {s: self.tokenize(d, tokenizer, data, f"Tokenizing {s}") for s, d in data.eval.items()}
+        self.loss_name = args.loss if multi else "ce"
+        pos_weight = None
+        if multi and args.label_pos_weight:
+            pos_weight = positive_weights(np.asarray(train_tok["labels"]), args.pos_weight_max)
+        loss_fn = ClassificationLoss(LossConfig(self.loss_name, args.asl_gamma_neg, args.asl_gamma_pos, args.asl_clip,
+                                                args.bce_weight), pos_weight)
+        self.data = data
+        return ClassificationTrainer(
+            model=model, args=self.training_args, train_dataset=train_tok, eval_dataset=self.eval_tok["validation"],
+            processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=self.compute_metrics, callbacks=[GradientHealthCallback(), *self.early_stopping_callbacks()],
+            loss_fn=loss_fn)
+
+    # ---- metrics ----------------------------------------------------------------------------------
+    @property
+    def report_fn(self):
+        from affectlab.metrics import metric_module
+
+        return metric_module("multilabel_f1").multilabel_report
+
+    def probabilities(self, logits):
+        from affectlab.trainer import sigmoid, softmax
+
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return sigmoid(logits) if self.data.extra["multi_label"] else softmax(logits)
+
+    def references(self, label_ids):
+        if self.data.extra["multi_label"]:
+            return label_ids.astype(int)
+        return np.eye(len(self.data.extra["label_names"]), dtype=int)[label_ids.astype(int)]
+
+    def compute_metrics(self, eval_pred):
+        probs, refs = self.probabilities(eval_pred.predictions), self.references(eval_pred.label_ids)
+        report, threshold = self.report_fn, self.args.threshold
+        if not self.data.extra["multi_label"]:
+            pred = np.eye(refs.shape[1], dtype=int)[probs.argmax(-1)]
+            rep = report(pred.astype(float), refs, threshold=0.5)
+            return {"accuracy": float((probs.argmax(-1) == refs.argmax(-1)).mean()), "macro_f1": rep["macro_f1"],
+                    "micro_f1": rep["micro_f1"], "weighted_f1": rep["weighted_f1"]}
+        rep = report(probs, refs, threshold=threshold)
+        tuned = report(probs, refs, tune_thresholds=True, threshold=threshold)
+        return {"macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"], "macro_f1_tuned": tuned["macro_f1"],
+                "micro_f1_tuned": tuned["micro_f1"], "subset_accuracy": rep["subset_accuracy"]}
+
+    # ---- evaluation: thresholds on validation only, then every split -------------------------------
+    def evaluate(self, fit: FitResult, data: TaskData) -> dict[str, SplitEvaluation]:
+        from affectlab.results import fingerprint_rows
+
+        args, trainer = self.args, fit.trainer
+        names, multi = data.extra["label_names"], data.extra["multi_label"]
+        report = self.report_fn
+        predictions = {s: trainer.predict(d, metric_key_prefix=s) for s, d in self.eval_tok.items()}
+        val_probs = self.probabilities(predictions["validation"].predictions)
+        val_refs = self.references(predictions["validation"].label_ids)
+        if multi and args.tune_thresholds:
+            thresholds = report(val_probs, val_refs, tune_thresholds=True, threshold=args.threshold)["thresholds"]
+        else:
+            thresholds = [args.threshold] * len(names)
+        self.thresholds = [float(t) for t in thresholds]
+        out = {}
+        for split, pred in predictions.items():
+            probs, refs = self.probabilities(pred.predictions), self.references(pred.label_ids)
+            if multi:
+                rep = report(probs, refs, thresholds=thresholds, label_names=names)
+                y_pred = (probs >= np.asarray(thresholds)[None, :]).astype(int)
+                y_true = refs
+            else:
+                rep = report(np.eye(len(names))[probs.argmax(-1)], refs, threshold=0.5, label_names=names)
+                rep["accuracy"] = float((probs.argmax(-1) == refs.argmax(-1)).mean())
+                y_pred, y_true = probs.argmax(-1), refs.argmax(-1)
+            metrics = {k: v for k, v in rep.items() if k not in ("per_label", "thresholds")}
+            if multi:
+                metrics["macro_f1_at_global_threshold"] = report(probs, refs, threshold=args.threshold)["macro_f1"]
+            out[split] = SplitEvaluation(
+                metrics=metrics, num_examples=int(len(refs)), fingerprint=fingerprint_rows(data.eval[split][args.text_column]),
+                y_true=y_true, y_pred=y_pred, label_names=names, details={"per_label": rep["per_label"]})
+        # the thresholds travel in the model config (the saved one: the base model's under PEFT)
+        unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+        self.base_config = unwrapped.get_base_model().config if self.model_args.use_peft else unwrapped.config
+        if multi:
+            self.base_config.label_thresholds = {n: t for n, t in zip(names, self.thresholds)}
+            self.base_config.default_threshold = float(args.threshold)
+        return out
+
+    # ---- outputs ----------------------------------------------------------------------------------
+    def save_model(self, fit: FitResult, folder) -> None:
+        super().save_model(fit, folder)
+        if self.model_args.use_peft and fit.trainer.is_world_process_zero():
+            self.base_config.save_pretrained(str(folder))
+
+    def save_artifacts(self, folder, fit, data, evaluations) -> None:
+        import pandas as pd
+
+        for split, ev in evaluations.items():
+            pd.DataFrame(ev.details["per_label"]).to_csv(folder / f"per_label_report_{split}.csv", index=False)
+
+    def extra_results(self, fit, data, evaluations) -> dict:
+        return {"thresholds": dict(zip(data.extra["label_names"], self.thresholds)), "loss": self.loss_name,
+                "multi_label": data.extra["multi_label"], "mixture": self.args.mixture,
+                "mixture_counts": self.mixture_counts}
+
+    def card_context(self, fit, data, evaluations) -> dict:
+        from dataset_builders import REGISTRY
+
+        args, multi = self.args, data.extra["multi_label"]
+        citations = []
+        for name in [args.dataset_name, *(args.mixture or {})]:
+            if name in REGISTRY:
+                cite = getattr(__import__(REGISTRY[name].builder.split(":")[0], fromlist=["CITATION"]), "CITATION", None)
+                block = f"```bibtex\n{cite}\n```" if cite else None
+                if block and block not in citations:
+                    citations.append(block)
+        return dict(
+            problem_desc="multi-label" if multi else "single-label", multi_label=multi,
+            dataset_desc=f"`{args.dataset_name}`",
+            thresholds_note=("Thresholds were tuned per label on the validation split, so validation numbers are "
+                             "optimistic; test numbers (when present) are not.") if multi and args.tune_thresholds else "",
+            per_label=evaluations["validation"].details["per_label"], per_label_split="validation",
+            loss=self.loss_name, max_length=args.max_length, learning_rate=self.training_args.learning_rate,
+            batch_size=self.training_args.per_device_train_batch_size * self.training_args.world_size,
+            epochs=self.training_args.num_train_epochs, seed=self.training_args.seed, train_rows=fit.train_rows,
+            mixture=args.mixture, tuned=multi and args.tune_thresholds, threshold=args.threshold,
+            citations="\n\n".join(citations))
+
+    def report(self, evaluations) -> str:
+        multi = self.data.extra["multi_label"]
+        val = evaluations["validation"].details
+        lines = ["Per-label results on validation" + (" (thresholds tuned on validation)" if multi else ""),
+                 f"{'label':<16} {'prec':>6} {'rec':>6} {'f1':>6} {'supp':>6} {'thr':>5}"]
+        for row in sorted(val["per_label"], key=lambda r: -r["f1"]):
+            lines.append(f"{row['label']:<16} {row['precision']:>6.3f} {row['recall']:>6.3f} {row['f1']:>6.3f} "
+                         f"{row['support']:>6d} {row['threshold']:>5.2f}")
+        lines.append("")
+        for split, ev in evaluations.items():
+            m = ev.metrics
+            extra = (f" | macro-F1 at global threshold {m['macro_f1_at_global_threshold']:.4f}"
+                     if "macro_f1_at_global_threshold" in m else "")
+            lines.append(f"{split:<10} macro-F1 {m['macro_f1']:.4f} | micro-F1 {m['micro_f1']:.4f} | "
+                         f"weighted-F1 {m['weighted_f1']:.4f} | subset acc {m['subset_accuracy']:.4f}{extra}")
+        return "\n".join(lines) + "\n"
