@@ -37,6 +37,10 @@ def resolve_model_name(name: str | None) -> str:
     """A local folder or Hub id for `name` (the aliases resolve to the packaged MiniLM)."""
     if name in DEFAULT_ALIASES:
         return default_base_model()
+    from affectlab.local_models import LOCAL_MODELS, local_model_path
+
+    if name in LOCAL_MODELS and not Path(name).exists():
+        return str(local_model_path(name))
     return str(name)
 
 
