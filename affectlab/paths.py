@@ -10,34 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dataset_builders.common import DATA_ENV, data_root, dataset_dir  # noqa: F401  (data resolution lives with the builders)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_ENV = "AFFECTLAB_DATA"
-
-
-def data_root() -> Path | None:
-    """The local data folder: `$AFFECTLAB_DATA`, else `../shared/data` beside the repo when it exists.
-
-    Returns None when neither exists; builders then fall back to the Hugging Face Hub.
-    An explicitly set `AFFECTLAB_DATA` that does not exist is an error (a typo must not silently
-    turn into a Hub download).
-    """
-    env = os.environ.get(DATA_ENV)
-    if env:
-        path = Path(env).expanduser().resolve()
-        if not path.is_dir():
-            raise FileNotFoundError(f"{DATA_ENV}={env} is not a folder")
-        return path
-    default = (REPO_ROOT.parent / "shared" / "data").resolve()
-    return default if default.is_dir() else None
-
-
-def dataset_dir(name: str) -> Path | None:
-    """`<data_root>/<name>` if it exists, else None."""
-    root = data_root()
-    if root is None:
-        return None
-    path = root / name
-    return path if path.is_dir() else None
 
 
 def default_base_model() -> str:

@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataset_builders.common import DataFormatError, export_dataset  # noqa: F401
+from dataset_builders.common import DataFormatError, data_root, dataset_dir, export_dataset  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,6 @@ def _source_fingerprint(builder_cls, data_dir: Path | None) -> str:
 def build_dataset(name: str, data_dir: str | Path | None = None, config: str | None = None, cache_dir: str | None = None):
     """Build a registered dataset; local folder first (`data_dir`, else `$AFFECTLAB_DATA/<name>`), else the Hub."""
     import datasets
-
-    from affectlab.paths import dataset_dir
 
     spec = get_spec(name)
     if data_dir is None:

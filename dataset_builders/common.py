@@ -7,13 +7,68 @@ file per split under `data/` and a README whose YAML header declares `configs:`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import yaml
+
+DATA_ENV = "AFFECTLAB_DATA"
+# The checkout's root (dataset_builders/ sits in it); `../shared/data` beside it is the default data folder.
+_CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_root() -> Path | None:
+    """The local data folder: `$AFFECTLAB_DATA`, else `../shared/data` beside the checkout when it exists.
+
+    Returns None when neither exists; builders then fall back to the Hugging Face Hub. An explicitly set
+    `AFFECTLAB_DATA` that does not exist is an error (a typo must not silently turn into a Hub download).
+    """
+    env = os.environ.get(DATA_ENV)
+    if env:
+        path = Path(env).expanduser().resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(f"{DATA_ENV}={env} is not a folder")
+        return path
+    default = (_CHECKOUT_ROOT.parent / "shared" / "data").resolve()
+    return default if default.is_dir() else None
+
+
+def dataset_dir(name: str) -> Path | None:
+    """`<data_root>/<name>` if it exists, else None."""
+    root = data_root()
+    if root is None:
+        return None
+    path = root / name
+    return path if path.is_dir() else None
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder beside `target`; on success it replaces `target`, on error it is removed."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():
+        if not overwrite:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FileExistsError(target)
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
 
 
 class DataFormatError(ValueError):
@@ -96,8 +151,6 @@ def export_dataset(dataset_dict, out_dir: str | os.PathLike, card_body: str, con
     The folder is written atomically (temp folder, then rename). It loads back with
     `datasets.load_dataset(out_dir)` and, once uploaded, from the Hub the same way.
     """
-    from affectlab.io import atomic_dir
-
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         (tmp / "data").mkdir()
