@@ -21,7 +21,7 @@ import sys
 COMMANDS = {
     "benchmark": ("affectlab.sentiment_benchmark:main", "fine-tune and compare many models on quality and speed"),
     "build-dataset": ("affectlab.data:build_dataset_main", "build a registered dataset into Parquet + a dataset card"),
-    "push": ("affectlab.hub:push_main", "push a finished run folder to the Hub (the same path --push_to_hub takes)"),
+    "push": ("affectlab.push:main", "push a finished run folder to the Hub (the same path --push_to_hub takes)"),
     "leaderboard": ("affectlab.leaderboard:main", "leaderboard tables (CIs, ranks, significance) from result records"),
 }
 

@@ -20,7 +20,9 @@ def load_named_dataset(name: str, config: str | None = None, data_dir: str | Non
         return build_dataset(name, data_dir=data_dir, config=config)
     if Path(name).is_dir() or "/" in name:
         return datasets.load_dataset(name, config)
-    raise KeyError(f"unknown dataset {name!r}: not registered ({sorted(REGISTRY)}) and not a folder or Hub repo")
+    from affectlab.errors import ArgumentError
+
+    raise ArgumentError("dataset_name", f"unknown dataset {name!r}: not registered ({sorted(REGISTRY)}) and not a folder or Hub repo")
 
 
 def label_names_of(dataset, label_column: str = "labels") -> list[str]:
@@ -85,3 +87,35 @@ def tokenize_for_classification(dataset, tokenizer, text_column: str, label_colu
 
     keep = set()
     return dataset.map(encode, batched=True, remove_columns=[c for c in dataset.column_names if c not in keep], desc=desc)
+
+
+def build_dataset_main(argv: list[str] | None = None) -> int:
+    """`affectlab build-dataset NAME`: build a registered dataset into Parquet + a dataset card (optionally push it)."""
+    import argparse
+
+    from dataset_builders import REGISTRY, build_dataset, export_dataset, get_spec
+
+    parser = argparse.ArgumentParser(prog="affectlab build-dataset",
+                                     description="Build a registered dataset into Parquet + a dataset card.")
+    parser.add_argument("name", choices=sorted(REGISTRY))
+    parser.add_argument("--data_dir", default=None, help="local folder in the original layout (default: $AFFECTLAB_DATA/<name>)")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--output_dir", default=None, help="default: outputs/datasets/<name>")
+    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
+    args = parser.parse_args(argv)
+
+    spec = get_spec(args.name)
+    dsd = build_dataset(args.name, data_dir=args.data_dir, config=args.config)
+    print(dsd)
+    out = Path(args.output_dir or f"outputs/datasets/{args.name}")
+    export_dataset(dsd, out, spec.card(), config_name=args.config or spec.config or "default", pretty_name=spec.description)
+    print(f"wrote {out}")
+    if args.push_to_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(args.push_to_hub, repo_type="dataset", exist_ok=True)
+        info = api.upload_folder(folder_path=str(out), repo_id=args.push_to_hub, repo_type="dataset",
+                                 commit_message=f"affectlab: build {args.name}")
+        print(f"pushed {args.push_to_hub} at {info.oid}")
+    return 0

@@ -42,7 +42,32 @@ def parse_task_args(task_cls, argv: list[str] | None = None):
     """(script_args, training_args, model_args) from `--config recipe.yaml` + CLI flags, CPU-DDP aware."""
     from affectlab.configs import parse_script_args
 
-    return parse_script_args(make_parser(task_cls), argv)
+    return parse_script_args(make_parser(task_cls), resolve_recipe_argument(argv))
+
+
+def resolve_recipe_argument(argv: list[str] | None) -> list[str] | None:
+    """`--config NAME.yaml` that is not a file here names a packaged recipe (`affectlab/_resources/recipes`)."""
+    import sys
+
+    from affectlab.paths import resource_path
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(args):
+        value, prefix = (args[i + 1], None) if arg == "--config" and i + 1 < len(args) else (
+            (arg.split("=", 1)[1], "--config=") if arg.startswith("--config=") else (None, None))
+        if value is None or Path(value).exists():
+            continue
+        try:
+            found = str(resource_path("recipes", value))
+        except FileNotFoundError:
+            from affectlab.errors import ArgumentError
+
+            raise ArgumentError("config", f"no recipe {value!r} here or among the packaged recipes") from None
+        if prefix:
+            args[i] = prefix + found
+        else:
+            args[i + 1] = found
+    return args
 
 
 def configure_logging() -> None:

@@ -1,0 +1,35 @@
+"""`affectlab push RUN_DIR --repo ORG/NAME`: push a finished run folder through `affectlab.hub.push_run`.
+
+The same path `--push_to_hub` takes; prints one JSON line with the pinned commit sha. Exit code 2 for a
+missing/refused token, 1 for other failures (the local folder is untouched either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from affectlab.hub import HubAuthError, HubError, push_run
+
+    parser = argparse.ArgumentParser(prog="affectlab push", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--repo", required=True, help="<org>/<name> on the Hub")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--message", default=None)
+    parser.add_argument("--retries", type=int, default=3)
+    parser.add_argument("--backoff", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    try:
+        result = push_run(args.run_dir, args.repo, private=args.private, commit_message=args.message,
+                          retries=args.retries, backoff=args.backoff)
+    except HubAuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except HubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"repo_id": result.repo_id, "revision": result.revision, "url": result.url}), flush=True)
+    return 0
