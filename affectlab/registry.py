@@ -79,7 +79,10 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     # speed (benchmark)
     _m("throughput", "throughput", "Throughput (samples/s)"),
     _m("latency_p50_ms", "latency", "p50 latency (ms)", higher=False),
+    _m("latency_p90_ms", "latency", "p90 latency (ms)", higher=False),
     _m("latency_p99_ms", "latency", "p99 latency (ms)", higher=False),
+    _m("tokens_s", "throughput", "Throughput (tokens/s)"),
+    _m("ttft_p50_ms", "latency", "p50 time to first token (ms)", higher=False),
     _m("ttft_ms", "latency", "Time to first token (ms)", higher=False),
     _m("peak_memory_mb", "memory", "Peak memory (MiB)", higher=False),
 ]}
