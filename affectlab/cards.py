@@ -114,7 +114,7 @@ def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args,
     }
     log_history = getattr(getattr(fit.trainer, "state", None), "log_history", []) if fit.trainer is not None else []
     variables = dict(
-        repo_id=repo_id, base_model_display=model_args.model_name_or_path or "default (all-MiniLM-L6-v2)",
+        repo_id=repo_id, base_model_display=base_hub or model_args.model_name_or_path,
         base_model_hub_id=base_hub, dataset=info, results=eval_payload["results"], primary_metric=task.primary_metric,
         training=training, training_curve=training_curve(log_history, task.primary_metric),
         framework_versions=framework_versions(), mental_health=task.mental_health, family=task.name,

@@ -86,15 +86,65 @@ def run_task(task_cls, script_args, training_args, model_args) -> RunResult:
 
     configure_logging()
     push_wanted = claim_push(training_args)
+    token = take_token(training_args)
     set_seed(training_args.seed)
     task = task_cls(script_args, training_args, model_args)
+    task.push_token = token
     task.check_options()
+    check_output_dir(task)
     check_model_available(resolve_model_name(model_args.model_name_or_path), model_args.model_revision)
 
     data = task.load_data()
+    clear_output_dir(task)
     fit = task.fit(data)
     evaluations = task.evaluate(fit, data)
     return finish_run(task, data, fit, evaluations, push_wanted)
+
+
+def take_token(training_args) -> str | None:
+    """Remove `hub_token` from the arguments before anything saves them (training_args.bin, cards, records)."""
+    token = getattr(training_args, "hub_token", None)
+    if token:
+        training_args.hub_token = None
+    return token or None
+
+
+def check_output_dir(task) -> None:
+    """Refuse a non-empty output_dir holding another run, unless resuming it or asked to overwrite it.
+
+    `--resume_from_checkpoint true` means the latest checkpoint in output_dir (an error when there is none).
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from affectlab.errors import ArgumentError
+
+    training_args = task.training_args
+    out = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() in ("true", "latest"):
+        last = get_last_checkpoint(str(out)) if out.is_dir() else None
+        if last is None:
+            raise ArgumentError("resume_from_checkpoint", f"no checkpoint to resume in {out}")
+        training_args.resume_from_checkpoint = last
+    elif isinstance(resume, str) and resume.lower() == "false":
+        training_args.resume_from_checkpoint = None
+    elif resume and not Path(str(resume)).is_dir():
+        raise ArgumentError("resume_from_checkpoint", f"{resume} is not a checkpoint folder")
+    if training_args.resume_from_checkpoint or not out.is_dir() or not any(out.iterdir()):
+        return
+    if getattr(task.args, "overwrite_output_dir", False):
+        return
+    raise ArgumentError("output_dir", f"{out} is not empty (it holds another run); pass --overwrite_output_dir true "
+                                      "to replace it, --resume_from_checkpoint true to continue it, or choose another folder")
+
+
+def clear_output_dir(task) -> None:
+    """With --overwrite_output_dir, remove the old run's files (after the data and model checks passed)."""
+    out = Path(task.training_args.output_dir)
+    if getattr(task.args, "overwrite_output_dir", False) and not task.training_args.resume_from_checkpoint and out.is_dir():
+        if task.training_args.process_index == 0:
+            for item in out.iterdir():
+                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
 
 
 def _is_main(trainer) -> bool:
@@ -160,9 +210,24 @@ def finish_run(task, data, fit, evaluations, push_wanted: bool) -> RunResult:
 
 
 def publish(task, output_dir: Path, push_wanted: bool):
-    from affectlab.hub import publish_finished_run
+    """Push the finished run folder once (affectlab.hub.push_run) with the token taken from the arguments."""
+    import sys
 
-    return publish_finished_run(output_dir, task.training_args, push_wanted)
+    from affectlab.hub import HubAuthError, HubError, push_run
+
+    if not push_wanted:
+        return None
+    training_args = task.training_args
+    repo_id = training_args.hub_model_id or output_dir.name
+    try:
+        pushed = push_run(output_dir, repo_id, token=getattr(task, "push_token", None),
+                          private=bool(getattr(training_args, "hub_private_repo", False)),
+                          commit_message=f"affectlab: {output_dir.name}")
+    except HubError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2 if isinstance(err, HubAuthError) else 1)
+    print(f"pushed {pushed.repo_id}@{pushed.revision}", flush=True)
+    return pushed
 
 
 def local_model_id(output_dir: Path) -> str:
