@@ -44,6 +44,28 @@ class DatasetInfo:
         return asdict(self)
 
 
+def dataset_info(name: str, config: str | None = None) -> DatasetInfo:
+    """What the registry and the builder module's metadata (HUB_ID, LICENSE, LANGUAGES, ABSENT_SPLITS,
+    SPLIT_NOTES, CITATION) say about a dataset, for cards, eval_results.json and result records."""
+    import importlib
+
+    from dataset_builders import REGISTRY
+
+    info = DatasetInfo(name=name, config=config)
+    if name in REGISTRY:
+        spec = REGISTRY[name]
+        info.config = config or spec.config
+        module = importlib.import_module(spec.builder.split(":")[0])
+        info.citation = getattr(module, "CITATION", None)
+        info.hub_id = getattr(module, "HUB_ID", None)
+        info.license = getattr(module, "LICENSE", None)
+        info.languages = list(getattr(module, "LANGUAGES", ["en"]))
+        info.absent_splits = list(getattr(module, "ABSENT_SPLITS", []))
+        info.split_notes = dict(getattr(module, "SPLIT_NOTES", {}))
+        info.redistributable = bool(getattr(module, "REDISTRIBUTABLE", True))
+    return info
+
+
 @dataclass
 class TaskData:
     train: Any                                  # datasets.Dataset (raw rows) or None

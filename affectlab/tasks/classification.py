@@ -15,7 +15,7 @@ import numpy as np
 from affectlab.configs import DataArguments, parse_mixture
 from affectlab.errors import ArgumentError
 from affectlab.losses import LOSSES
-from affectlab.tasks.base import DatasetInfo, FitResult, SplitEvaluation, Task, TaskData
+from affectlab.tasks.base import FitResult, SplitEvaluation, Task, TaskData, dataset_info  # noqa: F401
 
 
 @dataclass
@@ -48,24 +48,6 @@ class ClassificationArguments(DataArguments):
 
 # Backwards-compatible name (the script's arguments before the task registry).
 ClassificationScriptArguments = ClassificationArguments
-
-
-def dataset_info(name: str, config: str | None) -> DatasetInfo:
-    """What the registry (and the builder module's metadata) says about a dataset, for cards and records."""
-    from dataset_builders import REGISTRY
-
-    info = DatasetInfo(name=name, config=config)
-    if name in REGISTRY:
-        spec = REGISTRY[name]
-        info.config = config or spec.config
-        module = __import__(spec.builder.split(":")[0], fromlist=["CITATION"])
-        info.citation = getattr(module, "CITATION", None)
-        info.hub_id = getattr(module, "HUB_ID", None)
-        info.license = getattr(module, "LICENSE", None)
-        info.languages = list(getattr(module, "LANGUAGES", ["en"]))
-        info.absent_splits = list(getattr(module, "ABSENT_SPLITS", []))
-        info.split_notes = dict(getattr(module, "SPLIT_NOTES", {}))
-    return info
 
 
 class ClassifierTask(Task):

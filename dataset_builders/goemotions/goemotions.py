@@ -15,6 +15,12 @@ import datasets
 from dataset_builders.common import DataFormatError, read_utf8_lines
 
 HUB_ID = "google-research-datasets/go_emotions"
+LICENSE = "cc-by-4.0"
+LANGUAGES = ["en"]
+ABSENT_SPLITS = ["test (official, 5,427 comments)"]
+SPLIT_NOTES = {"validation": "the official dev split (5,426 comments)"}
+TASK_CATEGORIES = ["text-classification"]
+TASK_IDS = ["multi-label-classification", "sentiment-classification"]
 LABEL_NAMES = [
     "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion", "curiosity",
     "desire", "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear",

@@ -40,6 +40,12 @@ from dataset_builders.common import DataFormatError, read_delimited
 from dataset_builders.goemotions.goemotions import LABEL_NAMES as GOEMOTIONS_LABELS
 
 HUB_ID = "SemEvalWorkshop/sem_eval_2018_task_1"
+LICENSE = "other"  # SemEval-2018 Task 1 data: for research use (the task's terms)
+LANGUAGES = ["en"]
+ABSENT_SPLITS = ["validation (official dev)", "test (official test file carries no labels here)"]
+SPLIT_NOTES = {"train": "the official E-c English train split (6,838 tweets)"}
+TASK_CATEGORIES = ["text-classification"]
+TASK_IDS = ["multi-label-classification"]
 HUB_CONFIG = "subtask5.english"
 SEMEVAL_LABELS = ["anger", "anticipation", "disgust", "fear", "joy", "love", "optimism", "pessimism",
                   "sadness", "surprise", "trust"]

@@ -17,6 +17,17 @@ from dataset_builders.common import DataFormatError, read_delimited
 HUB_ID = "stanfordnlp/sst2"
 LABEL_NAMES = ["negative", "positive"]
 SPLIT_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
+# What cards, eval_results.json and result records say about the data (affectlab.tasks.*.dataset_info).
+LICENSE = "other"  # the Stanford Sentiment Treebank has no explicit licence; GLUE redistributes it for research
+LANGUAGES = ["en"]
+ABSENT_SPLITS = ["validation (GLUE SST-2 dev, 872 sentences)", "test (GLUE, unlabelled)"]
+SPLIT_NOTES = {
+    "validation": "the local dev.tsv: 6,735 phrases held out from GLUE SST-2 *train* (not GLUE's validation set); "
+                  "its phrases are sub-trees of sentences whose other phrases are in train, so it overlaps training "
+                  "sentences and reads optimistic next to GLUE dev numbers",
+}
+TASK_CATEGORIES = ["text-classification"]
+TASK_IDS = ["sentiment-classification"]
 
 CITATION = """@inproceedings{socher2013recursive,
   title = {Recursive Deep Models for Semantic Compositionality Over a Sentiment Treebank},
