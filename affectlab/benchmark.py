@@ -1,4 +1,4 @@
-"""Measurement and comparison machinery of the model benchmark (`scripts/benchmark_models.py`).
+"""Measurement and comparison machinery of the model benchmark (`affectlab.sentiment_benchmark`).
 
 * **Device handling**: `detect_device` (CUDA, Apple MPS, CPU) and `check_device_options`, which refuses
   options a device cannot use (bf16/fp16 on CPU, 4-bit/QLoRA anywhere but CUDA, a CUDA request without
@@ -9,11 +9,11 @@
   `measure_throughput` (samples/s and non-padding tokens/s at a chosen batch), `measure_ttft` (time to the
   first generated token of a causal LM) and `MemoryTracker` (peak RSS on CPU, peak allocated and reserved
   on CUDA).
-* **Quality**: `classification_metrics` (accuracy, macro F1/precision/recall), percentile bootstrap 95% CIs
-  (`bootstrap_ci`), bootstrap CIs of paired differences (`bootstrap_diff_ci`) and `mcnemar` (exact binomial
-  when the discordant count is small, else chi-square with continuity correction).
+* **Quality** lives in `affectlab.stats` (re-exported here): `classification_metrics`, percentile bootstrap
+  CIs (`bootstrap_ci`), paired bootstrap CIs of differences (`bootstrap_diff_ci`) and `mcnemar`.
 * **Comparison**: `minmax_normalise`, `composite_scores` (default 30% accuracy, 30% macro-F1, 20% throughput,
-  20% latency), `rank_table` and `pareto_front` (max quality, min latency).
+  20% latency; whether higher is better comes from `affectlab.registry`), `rank_table` and `pareto_front`
+  (max quality, min latency).
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from affectlab.errors import UserError
+from affectlab.stats import (QUALITY_METRICS, bootstrap_ci, bootstrap_diff_ci,  # noqa: F401  (re-exported)
+                             classification_metrics, mcnemar)
+
 DEFAULT_WEIGHTS = {"accuracy": 0.3, "macro_f1": 0.3, "throughput": 0.2, "latency_p50_ms": 0.2}
-HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "precision": True, "recall": True, "throughput": True,
-                    "throughput_samples_s": True, "tokens_s": True, "latency_p50_ms": False, "latency_p90_ms": False,
-                    "latency_p99_ms": False, "ttft_p50_ms": False, "peak_memory_mb": False}
 
 
 # ---------------------------------------------------------------------------------------------------------
 # devices
 # ---------------------------------------------------------------------------------------------------------
-class DeviceOptionError(ValueError):
+class DeviceOptionError(UserError):
     """An option the chosen device cannot use; the message says which and what to use instead."""
 
 
@@ -270,91 +271,6 @@ def relative_spread(values: Sequence[float]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# quality and significance
-# ---------------------------------------------------------------------------------------------------------
-QUALITY_METRICS = ("accuracy", "macro_f1", "precision", "recall")
-
-
-def metric_function(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    from sklearn.metrics import f1_score, precision_score, recall_score
-
-    if name == "accuracy":
-        return lambda t, p: float(np.mean(t == p))
-    if name == "macro_f1":
-        return lambda t, p: float(f1_score(t, p, average="macro", zero_division=0))
-    if name == "precision":
-        return lambda t, p: float(precision_score(t, p, average="macro", zero_division=0))
-    if name == "recall":
-        return lambda t, p: float(recall_score(t, p, average="macro", zero_division=0))
-    raise KeyError(f"unknown metric {name!r}; known: {QUALITY_METRICS}")
-
-
-def classification_metrics(y_true, y_pred, metrics: Sequence[str] = QUALITY_METRICS) -> dict[str, float]:
-    t, p = np.asarray(y_true), np.asarray(y_pred)
-    return {m: metric_function(m)(t, p) for m in metrics}
-
-
-def _bootstrap_idx(n: int, n_boot: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-
-
-def bootstrap_ci(y_true, y_pred, metrics: Sequence[str] = QUALITY_METRICS, n_boot: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> dict[str, dict]:
-    """Per metric: point value and percentile bootstrap (1 - alpha) CI over resampled examples."""
-    t, p = np.asarray(y_true), np.asarray(y_pred)
-    idx = _bootstrap_idx(len(t), n_boot, seed)
-    out = {}
-    for m in metrics:
-        fn = metric_function(m)
-        scores = (t == p).astype(float)[idx].mean(axis=1) if m == "accuracy" else np.array([fn(t[i], p[i]) for i in idx])
-        lo, hi = np.percentile(scores, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-        out[m] = {"value": fn(t, p), "ci_low": float(lo), "ci_high": float(hi)}
-    return out
-
-
-def bootstrap_diff_ci(y_true, pred_a, pred_b, metric: str = "accuracy", n_boot: int = 1000, seed: int = 0,
-                      alpha: float = 0.05) -> dict:
-    """Paired bootstrap of metric(a) - metric(b) on the same resampled examples: difference and its CI."""
-    t, a, b = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
-    if not (len(t) == len(a) == len(b)):
-        raise ValueError("paired comparison needs predictions on the same examples")
-    fn = metric_function(metric)
-    idx = _bootstrap_idx(len(t), n_boot, seed)
-    if metric == "accuracy":
-        d = ((t == a).astype(float) - (t == b).astype(float))[idx].mean(axis=1)
-    else:
-        d = np.array([fn(t[i], a[i]) - fn(t[i], b[i]) for i in idx])
-    lo, hi = np.percentile(d, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return {"metric": metric, "diff": fn(t, a) - fn(t, b), "ci_low": float(lo), "ci_high": float(hi)}
-
-
-def mcnemar(y_true, pred_a, pred_b, exact: bool | None = None) -> dict:
-    """McNemar's test on paired predictions. b = A right & B wrong, c = A wrong & B right.
-
-    Exact two-sided binomial test (b ~ Bin(b + c, 1/2)) when `exact` or (by default) when b + c < 25; otherwise
-    the chi-square statistic with continuity correction (|b - c| - 1)^2 / (b + c), 1 degree of freedom.
-    """
-    from scipy import stats
-
-    t, a, bb = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
-    if not (len(t) == len(a) == len(bb)):
-        raise ValueError("McNemar needs predictions on the same examples")
-    ra, rb = a == t, bb == t
-    b = int(np.sum(ra & ~rb))
-    c = int(np.sum(~ra & rb))
-    n = b + c
-    if exact is None:
-        exact = n < 25
-    if n == 0:
-        return {"b": b, "c": c, "statistic": 0.0, "p_value": 1.0, "method": "exact" if exact else "chi2_cc"}
-    if exact:
-        p = float(stats.binomtest(min(b, c), n, 0.5, alternative="two-sided").pvalue)
-        return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": min(1.0, p), "method": "exact"}
-    stat = (abs(b - c) - 1) ** 2 / n
-    return {"b": b, "c": c, "statistic": float(stat), "p_value": float(stats.chi2.sf(stat, 1)), "method": "chi2_cc"}
-
-
-# ---------------------------------------------------------------------------------------------------------
 # comparison
 # ---------------------------------------------------------------------------------------------------------
 def minmax_normalise(values: Sequence[float], higher_is_better: bool = True) -> np.ndarray:
@@ -369,9 +285,12 @@ def minmax_normalise(values: Sequence[float], higher_is_better: bool = True) -> 
 
 def composite_scores(rows: Sequence[dict], weights: dict[str, float] | None = None,
                      directions: dict[str, bool] | None = None) -> np.ndarray:
-    """Weighted sum of min-max normalised criteria (weights renormalised to sum 1)."""
+    """Weighted sum of min-max normalised criteria (weights renormalised to sum 1). Whether higher is better:
+    `directions[key]` when given, else `affectlab.registry.higher_is_better(key)`."""
+    from affectlab.registry import higher_is_better, is_known_metric
+
     weights = dict(weights or DEFAULT_WEIGHTS)
-    directions = {**HIGHER_IS_BETTER, **(directions or {})}
+    directions = dict(directions or {})
     if not rows:
         return np.zeros(0)
     if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
@@ -380,7 +299,10 @@ def composite_scores(rows: Sequence[dict], weights: dict[str, float] | None = No
     score = np.zeros(len(rows))
     for key, w in weights.items():
         if key not in directions:
-            raise KeyError(f"no direction known for criterion {key!r}; pass directions={{{key!r}: True/False}}")
+            if not is_known_metric(key):
+                raise KeyError(f"no direction known for criterion {key!r}: add it to affectlab.registry.METRICS "
+                               f"or pass directions={{{key!r}: True/False}}")
+            directions[key] = higher_is_better(key)
         missing = [i for i, r in enumerate(rows) if r.get(key) is None]
         if missing:
             raise KeyError(f"criterion {key!r} missing from row(s) {missing}")

@@ -1,7 +1,9 @@
-"""Gradio leaderboard app (deployable as a Hugging Face Space): per-task tables from a results folder or a
-results dataset repo, with task / dataset filters, a model search, sorting and links to the model pages.
+"""Gradio leaderboard app (deployable as a Hugging Face Space): the per-task tables of `affectlab.leaderboard`
+from a results folder or a results dataset repo, with task / dataset filters, a model search, sorting and
+links to the model pages (`local/<name>` models, never pushed, are shown without a link).
 
     python leaderboard/app.py --results results/ [--port 7860] [--hub-url https://huggingface.co]
+    make leaderboard        # serves outputs/smoke/results on http://127.0.0.1:7860
 
 On a Space, set `AFFECTLAB_RESULTS=hf://datasets/<org>/<results>` (and `HF_TOKEN` as a secret if the
 results repo is private). The app only binds to 127.0.0.1 unless `--host` says otherwise (Spaces: 0.0.0.0).
@@ -11,33 +13,34 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-ROOT = Path(__file__).resolve().parent.parent
-for p in (ROOT, ROOT / "scripts"):
-    if (p / "affectlab").is_dir() or (p / "leaderboard.py").is_file():
-        sys.path.insert(0, str(p))
 
 ALL = "all"
 SHOWN = ["task", "dataset", "split", "rank", "model", "metric", "value", "ci", "margin_to_leader", "p_vs_leader",
-         "significant", "n", "revision"]
+         "significant", "n", "revision", "group", "rows"]
+
+
+def model_markdown(model: str, revision: str, hub_url: str) -> str:
+    """A markdown link to the model's Hub page, or the plain name of a `local/` model (never pushed)."""
+    from affectlab.leaderboard import model_url
+
+    url = model_url(model, revision, hub_url)
+    return f"[{model}]({url})" if url else model
 
 
 def load_frame(results: str | None, n_boot: int = 1000, hub_url: str = "https://huggingface.co"):
     """All leaderboard rows as one DataFrame, with a markdown model link and a formatted CI column."""
     import pandas as pd
 
-    import leaderboard as lb  # scripts/leaderboard.py
+    from affectlab.leaderboard import build_tables
     from affectlab.results import default_results_location, load_results
 
-    tables = lb.build_tables(load_results(results or default_results_location()), n_boot=n_boot)
+    tables = build_tables(load_results(results or default_results_location()), n_boot=n_boot)
     if not tables:
         return pd.DataFrame(columns=SHOWN)
     df = pd.concat(list(tables.values()), ignore_index=True)
-    base = hub_url.rstrip("/")
-    df["model"] = [f"[{m}]({base}/{m}" + (f"/tree/{r}" if r else "") + ")" for m, r in zip(df["model"], df["revision"])]
+    df["model"] = [model_markdown(m, r, hub_url) for m, r in zip(df["model"], df["revision"])]
     df["ci"] = [f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(df["ci_low"], df["ci_high"])]
     df["value"] = df["value"].round(4)
     df["margin_to_leader"] = df["margin_to_leader"].round(4)
@@ -55,7 +58,7 @@ def filter_frame(df, task: str = ALL, dataset: str = ALL, search: str = "", sort
         out = out[out["dataset"] == dataset]
     if search:
         out = out[out["model"].str.contains(search, case=False, regex=False)]
-    keys = ["task", "dataset", "split", sort_by] if sort_by in ("rank",) else [sort_by]
+    keys = ["task", "dataset", "split", "group", sort_by] if sort_by in ("rank",) else [sort_by]
     return out.sort_values(keys, ascending=not descending if sort_by != "rank" else True, kind="stable")
 
 
@@ -64,7 +67,7 @@ BENCH_COLUMNS = ["dataset", "rank", "model", "method", "accuracy", "accuracy 95%
 
 
 def load_benchmark_frame(folder: str | None):
-    """Rows of every `summary_<dataset>.json` that `scripts/benchmark_models.py` wrote into `folder`."""
+    """Rows of every `summary_<dataset>.json` that `affectlab benchmark` wrote into `folder`."""
     import json
     from pathlib import Path
 
@@ -91,7 +94,9 @@ def build_app(df, bench_df=None):
     datatypes = ["markdown" if c == "model" else "str" for c in SHOWN]
     with gr.Blocks(title="affectlab leaderboard") as app:
         gr.Markdown("# affectlab leaderboard\nPrimary metric per task, 95% bootstrap CI, and whether the leader's "
-                    "margin over each row is significant (paired bootstrap, same evaluated rows).")
+                    "margin over each row is significant (paired bootstrap, same evaluated rows). Results are "
+                    "ranked together only when evaluated on the same rows: `group` 1 is the main ranking, other "
+                    "groups (other `rows`) are ranked apart.")
         with gr.Row():
             task = gr.Dropdown([ALL, *sorted(df["task"].unique())], value=ALL, label="Task", elem_id="task-filter")
             dataset = gr.Dropdown([ALL, *sorted(df["dataset"].unique())], value=ALL, label="Dataset",
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--n-boot", type=int, default=1000)
-    parser.add_argument("--benchmark", default=None, help="folder with summary_<dataset>.json of scripts/benchmark_models.py")
+    parser.add_argument("--benchmark", default=None, help="folder with summary_<dataset>.json of `affectlab benchmark`")
     parser.add_argument("--hub-url", default=os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     args = parser.parse_args(argv)
     import gradio as gr

@@ -1,22 +1,18 @@
-"""scripts/benchmark_models.py end to end on tiny random BERT / GPT-2 models and a few hundred SST-2 rows:
-one leaderboard result per pair, resume skips finished pairs, ranked report with plots, device refusals."""
+"""The sentiment benchmark (`affectlab.sentiment_benchmark`, behind scripts/benchmark_models.py and `affectlab
+benchmark`) end to end on tiny random BERT / GPT-2 models and a few hundred SST-2 rows: one leaderboard result
+per pair, resume skips finished pairs, ranked report with plots, device refusals."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-
-import benchmark_models  # noqa: E402
-
-from affectlab.benchmark import DeviceOptionError  # noqa: E402
+from affectlab import sentiment_benchmark as benchmark_models
+from affectlab.benchmark import DeviceOptionError
 
 
 def recipe(tmp_path) -> Path:
@@ -64,8 +60,7 @@ def test_each_pair_writes_a_leaderboard_result(first_run):
     gpt2 = json.loads(files[1].read_text())["benchmark"]
     assert gpt2["method"] == "lora" and gpt2["trainable_params"] < gpt2["params"]
     # the leaderboard reads these records
-    import leaderboard
-
+    from affectlab import leaderboard
     from affectlab.results import load_results
 
     tables = leaderboard.build_tables(load_results(str(tmp / "out" / "results")), n_boot=50)

@@ -1,6 +1,8 @@
-"""Leaderboard from a local results folder: records land without overwriting, metrics are recomputed from
-the stored predictions, bootstrap CIs match the normal approximation, ranks follow the metric direction,
-the leader's margin is significant only when it should be (paired, same rows), and the exports agree."""
+"""Leaderboard (`affectlab.leaderboard`) from a local results folder: records land without overwriting, metrics
+are recomputed from the stored predictions (class ids, 0/1 rows, regression values, per-example scores),
+bootstrap CIs match the normal approximation, ranks follow the metric direction and only rows evaluated on the
+same rows are ranked together, the leader's margin is significant only when it should be (paired, same rows),
+`local/` models get no Hub link, and the exports agree."""
 
 from __future__ import annotations
 
@@ -15,10 +17,9 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
 
+from affectlab import leaderboard  # noqa: E402
 from affectlab.results import fingerprint_rows, load_results, result_record, save_result  # noqa: E402
-import leaderboard  # noqa: E402
 
 N = 400
 RNG = np.random.default_rng(7)
@@ -81,9 +82,10 @@ def test_tables_ci_rank_and_significance(results_dir):
     tables = leaderboard.build_tables(load_results(results_dir), n_boot=2000, seed=0)
     assert set(tables) == {("sentiment", "tweet_eval", "test"), ("emotions", "goemotions", "test")}
     df = tables[("sentiment", "tweet_eval", "test")]
-    assert list(df["model"]) == ["org/strong", "org/close", "org/elsewhere", "org/weak"]
-    assert list(df["rank"]) == [1, 2, 3, 4]
-    assert np.allclose(df["value"], [0.9, 0.89, 0.75, 0.5])
+    # org/elsewhere was evaluated on other rows: listed apart (group 2), ranked on its own, not among the others
+    assert list(df["model"]) == ["org/strong", "org/close", "org/weak", "org/elsewhere"]
+    assert list(df["group"]) == [1, 1, 1, 2] and list(df["rank"]) == [1, 2, 3, 1]
+    assert np.allclose(df["value"], [0.9, 0.89, 0.5, 0.75])
     for r in df.itertuples():  # percentile bootstrap ~ normal approximation for a proportion
         half = 1.96 * np.sqrt(r.value * (1 - r.value) / N)
         assert r.ci_low <= r.value <= r.ci_high
@@ -121,3 +123,69 @@ def test_cli_exports_markdown_csv_html(results_dir, tmp_path):
     assert "href='http://hub.example/org/strong/tree/aaaaaaaaaaaa'" in page and page.count("<tr class='row'") == 6
     for f in [*results_dir.rglob("*.json"), *out.iterdir()]:
         assert "hf_doNotLeakThisToken123456" not in f.read_text()
+
+
+def test_regression_record_pearson_ci_rank_and_significance(tmp_path):
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(120, 2))
+    rows = [{"i": i} for i in range(len(y))]
+    preds = {"org/reg-good": y + 0.3 * rng.normal(size=y.shape), "org/reg-bad": y + 1.5 * rng.normal(size=y.shape)}
+    for name, p in preds.items():
+        r = float(np.mean([np.corrcoef(p[:, j], y[:, j])[0, 1] for j in range(2)]))
+        save_result(result_record(model_repo=name, revision=None, task="vad", dataset="emobank", split="test",
+                                  metrics={"macro_pearson": r, "macro_mae": float(np.abs(p - y).mean())},
+                                  y_true=y, y_pred=p, dataset_rows=rows, family="regression",
+                                  primary_metric="macro_pearson", task_type="text-regression"), tmp_path)
+    df = leaderboard.build_tables(load_results(tmp_path), n_boot=1000, seed=0)[("vad", "emobank", "test")]
+    assert list(df["model"]) == ["org/reg-good", "org/reg-bad"] and list(df["rank"]) == [1, 2]
+    assert set(df["family"]) == {"regression"} and df["metric"].iloc[0] == "macro_pearson"
+    good = df.iloc[0]
+    assert good.value == pytest.approx(np.mean([np.corrcoef(preds["org/reg-good"][:, j], y[:, j])[0, 1] for j in range(2)]))
+    # the CI is scipy's percentile bootstrap of the same statistic over resampled examples
+    ref = sps.bootstrap((np.arange(len(y)),), lambda i: np.mean([np.corrcoef(preds["org/reg-good"][i, j], y[i, j])[0, 1]
+                                                                  for j in range(2)]),
+                        vectorized=False, n_resamples=1000, method="percentile", rng=np.random.default_rng(0))
+    assert (good.ci_low, good.ci_high) == pytest.approx(tuple(ref.confidence_interval), abs=1e-9)
+    assert good.ci_low < good.value < good.ci_high
+    assert df.iloc[1].p_vs_leader < 0.001 and df.iloc[1].significant is True
+    # lower is better for MAE: ranked the other way round
+    records = load_results(tmp_path)
+    for rec in records:
+        rec["task"]["primary_metric"] = "macro_mae"
+    mae = leaderboard.build_tables(records, n_boot=200)[("vad", "emobank", "test")]
+    assert list(mae["model"]) == ["org/reg-good", "org/reg-bad"] and mae["value"].iloc[0] < mae["value"].iloc[1]
+
+
+def test_scores_record_mean_ci_and_local_models_without_links(tmp_path):
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(5)
+    n = 150
+    rows = [{"id": f"q{i}"} for i in range(n)]
+    f1 = {"org/qa-strong": np.clip(rng.normal(80, 20, n), 0, 100), "local/qa-run": np.clip(rng.normal(60, 25, n), 0, 100)}
+    for name, v in f1.items():
+        exact = (v > 70).astype(float) * 100
+        save_result(result_record(model_repo=name, revision=None, task="evidence", dataset="redsm5", split="test",
+                                  metrics={"f1": float(v.mean()), "exact": float(exact.mean())},
+                                  scores={"f1": v, "exact": exact}, dataset_rows=rows, family="span-qa",
+                                  primary_metric="f1", task_type="question-answering"), tmp_path)
+    save_result(result_record(model_repo="org/qa-subset", revision=None, task="evidence", dataset="redsm5", split="test",
+                              metrics={"f1": 50.0}, scores={"f1": [50.0, 40.0, 60.0]}, dataset_rows=rows[:3],
+                              primary_metric="f1"), tmp_path)
+    tables = leaderboard.build_tables(load_results(tmp_path), n_boot=1000, seed=0)
+    df = tables[("evidence", "redsm5", "test")]
+    assert list(df["model"]) == ["org/qa-strong", "local/qa-run", "org/qa-subset"]
+    assert list(df["group"]) == [1, 1, 2] and list(df["rank"]) == [1, 2, 1]
+    strong = df.iloc[0]
+    assert strong.value == pytest.approx(f1["org/qa-strong"].mean()) and strong.n == n
+    ref = sps.bootstrap((f1["org/qa-strong"],), np.mean, n_resamples=1000, method="percentile",
+                        rng=np.random.default_rng(0))
+    assert (strong.ci_low, strong.ci_high) == pytest.approx(tuple(ref.confidence_interval), abs=1e-9)
+    assert df.iloc[1].significant is True and pd.isna(df.iloc[2].p_vs_leader)  # other rows: no paired test
+    page = leaderboard.to_html(tables, "http://hub.example")
+    assert "href='http://hub.example/org/qa-strong'" in page
+    assert "local/qa-run" in page and "hub.example/local" not in page
+    md = leaderboard.to_markdown(tables)
+    assert "Evaluated on other rows" in md and "| 1 | org/qa-subset |" in md
