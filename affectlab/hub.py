@@ -1,7 +1,8 @@
 """The one publishing path to the Hugging Face Hub, and the results records the leaderboard reads.
 
 * `push_run(run_dir, repo_id)` pushes a finished output folder (full model or PEFT adapter, tokenizer, the
-  `custom_models` code files with a complete `auto_map`, the model card with its `model-index`, the
+  `custom_models` code files and complete `auto_map` that `save_pretrained` wrote (`check_custom_code`
+  refuses a folder that would not load with `trust_remote_code`), the model card with its `model-index`, the
   `.eval_results/*.yaml` entries and `eval_results.json`) in one commit, pins the commit sha it created and
   records it in `<run_dir>/hub_push.json`. Connection drops and 5xx answers are retried with backoff; a
   missing token or a 401/403 raises `HubAuthError`, anything else that still fails raises `HubPushError`
@@ -16,14 +17,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from affectlab.io import atomic_write_json, atomic_write_text
-from affectlab.paths import REPO_ROOT
 
 PUSH_RECORD = "hub_push.json"
 NEVER_PUSH = [PUSH_RECORD, ".final-staging/**", "checkpoint-*/**", "runs/**", "**/.*.tmp-*", "**/.*.old-*"]
@@ -77,71 +76,95 @@ def assert_no_secret(paths: Iterable[str | os.PathLike], token: str | None) -> N
 # ---------------------------------------------------------------------------------------------------------
 # preparing a run folder
 # ---------------------------------------------------------------------------------------------------------
-def _custom_code_sources() -> dict[str, Path]:
-    """`modeling_x.py` / `configuration_x.py` file name -> path, for every package in `custom_models/`."""
-    out = {}
-    for pkg in sorted((REPO_ROOT / "custom_models").glob("*/")):
-        for f in pkg.glob("*.py"):
-            if f.name != "__init__.py":
-                out.setdefault(f.name, f)
-    return out
+def _top_level_names(tree) -> set[str]:
+    """Names a module binds at top level (classes, functions, assignments, imports; inside if/try too)."""
+    import ast
+
+    names, todo = set(), list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try)):
+            todo += node.body + node.orelse + getattr(node, "finalbody", [])
+            todo += [n for h in getattr(node, "handlers", []) for n in h.body]
+    return names
 
 
-def _custom_auto_maps() -> dict[str, dict[str, str]]:
-    """model_type -> complete AUTO_MAP for every `custom_models` package that declares one."""
-    import importlib
+def _custom_code_problems(folder: Path, config: dict) -> tuple[list[str], list[str]]:
+    """(code files the folder's `auto_map` needs, problems that keep it from loading with trust_remote_code)."""
+    import ast
 
-    out = {}
-    for pkg in sorted((REPO_ROOT / "custom_models").glob("*/__init__.py")):
-        name = pkg.parent.name
-        for f in pkg.parent.glob("configuration_*.py"):
-            text = f.read_text(encoding="utf-8")
-            m = re.search(r"model_type\s*=\s*[\"']([\w-]+)[\"']", text)
-            if m and "AUTO_MAP" in text:
-                mod = importlib.import_module(f"custom_models.{name}.{f.stem}")
-                out[m.group(1)] = dict(mod.AUTO_MAP)
-    return out
+    from transformers.dynamic_module_utils import get_relative_imports
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    auto_map = config.get("auto_map") or {}
+    model_type = config.get("model_type")
+    if not auto_map:
+        if model_type and model_type not in CONFIG_MAPPING_NAMES:
+            return [], [f"config.json has model_type {model_type!r}, which transformers does not know, and no auto_map"]
+        return [], []
+    needed: dict[str, set[str]] = {}
+    for ref in auto_map.values():
+        for item in (ref if isinstance(ref, (list, tuple)) else [ref]):
+            if item and "--" not in item:  # "other/repo--module.Class" lives in another repo
+                module, _, cls = item.rpartition(".")
+                needed.setdefault(f"{module}.py", set()).add(cls)
+    problems = []
+    provided = {item.rpartition(".")[2] for ref in auto_map.values()
+                for item in (ref if isinstance(ref, (list, tuple)) else [ref]) if item}
+    for arch in config.get("architectures") or []:
+        if arch not in provided:
+            problems.append(f"architectures names {arch}, which no auto_map entry provides")
+    present, queue = [], sorted(needed, reverse=True)
+    while queue:
+        name = queue.pop()
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"auto_map needs {name}, which the folder lacks")
+            continue
+        present.append(name)
+        missing = sorted(needed.get(name, set()) - _top_level_names(ast.parse(path.read_text(encoding="utf-8"))))
+        if missing:
+            problems.append(f"{name} defines no {', '.join(missing)}")
+        for dep in sorted(get_relative_imports(path)):
+            dep_file = f"{dep}.py"
+            if dep_file not in present and dep_file not in queue:
+                if (folder / dep_file).is_file():
+                    queue.append(dep_file)
+                else:
+                    problems.append(f"{name} imports .{dep}, but the folder has no {dep_file}")
+    return sorted(present), problems
 
 
-def ensure_custom_code(folder: str | os.PathLike) -> list[str]:
-    """Make a saved model folder loadable with `trust_remote_code=True` from the Hub.
+def check_custom_code(folder: str | os.PathLike) -> list[str]:
+    """Refuse a saved model folder that would not load with `trust_remote_code=True`; return its code files.
 
-    For a `config.json` whose `model_type` is one of ours, the complete `auto_map` (every Auto class the
-    code supports) is written into the config; every module named by `auto_map` is copied from
-    `custom_models/` (with the sibling modules it imports) when missing. Returns the code files present.
+    The folder must be complete as `save_pretrained` of a `custom_models` model writes it: every module that
+    `config.json`'s `auto_map` names is present and defines the named class, every module they import
+    relatively is present (transitively), every class in `architectures` is provided by some `auto_map`
+    entry, and a `model_type` transformers does not know comes with an `auto_map`. Nothing is written or
+    copied: an incomplete folder raises `HubError` (one line) naming what is missing.
     """
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():
         return []
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    maps = _custom_auto_maps() if config.get("model_type") else {}
-    auto_map = dict(config.get("auto_map") or {})
-    full = maps.get(config.get("model_type"))
-    if full and any(auto_map.get(k) != v for k, v in full.items()):
-        auto_map.update(full)
-        config["auto_map"] = auto_map
-        atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    sources = _custom_code_sources()
-    needed = set()
-    for ref in auto_map.values():
-        for item in (ref if isinstance(ref, list) else [ref]):
-            if item and "--" not in item:  # "other/repo--module.Class" lives in another repo
-                needed.add(item.split(".")[0] + ".py")
-    present = []
-    queue = sorted(needed)
-    while queue:
-        name = queue.pop()
-        target = folder / name
-        if not target.is_file():
-            if name not in sources:
-                raise HubError(f"{folder}: auto_map names {name} but neither the folder nor custom_models/ has it")
-            shutil.copyfile(sources[name], target)
-        present.append(name)
-        for dep in re.findall(r"^from \.(\w+) import", target.read_text(encoding="utf-8"), flags=re.M):
-            if f"{dep}.py" not in present and f"{dep}.py" not in queue:
-                queue.append(f"{dep}.py")
-    return sorted(present)
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise HubError(f"{config_path} is not valid JSON ({err})") from None
+    present, problems = _custom_code_problems(folder, config)
+    if problems:
+        raise HubError(f"refusing to push {folder}: it would not load with trust_remote_code ({'; '.join(problems)}). "
+                       f"Save the model with save_pretrained after importing its custom_models package (that writes "
+                       f"every code file and the complete auto_map), then push again.")
+    return present
 
 
 def write_eval_result_entries(folder: str | os.PathLike, eval_results: dict | None = None,
@@ -248,10 +271,10 @@ def push_run(run_dir: str | os.PathLike, repo_id: str, *, token: str | None = No
         raise HubError(f"{run_dir} holds neither a model (config.json) nor an adapter (adapter_config.json)")
     on_fail = (f" The local outputs in {run_dir} are intact; push them later with: "
                f"python scripts/push.py {run_dir} --repo {repo_id}")
+    code_files = check_custom_code(run_dir)
     token = get_token(token)
     if not token:
         raise HubAuthError(f"no Hugging Face token: set HF_TOKEN or run `hf auth login`.{on_fail}")
-    code_files = ensure_custom_code(run_dir)
     write_eval_result_entries(run_dir)
     assert_no_secret([run_dir], token)
     api = HfApi(endpoint=endpoint, token=token)

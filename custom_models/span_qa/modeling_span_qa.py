@@ -7,20 +7,34 @@ the bidirectional Gemma encoder (`encoder_config["model_type"] == "gemma_encoder
 end cross-entropies, positions outside the sequence ignored), so `AutoModelForQuestionAnswering`
 consumers (Trainer, the question-answering pipeline, run_qa-style post-processing) work unchanged.
 
-Self-contained: torch, transformers and the files beside it (`configuration_span_qa.py`, and the Gemma
-encoder's two files, which are links to `custom_models/gemma_encoder/` in the repository and plain
-copies in a saved model), so a saved folder reloads with `trust_remote_code=True` alone.
+Self-contained: torch, transformers and the files beside it (`configuration_span_qa.py`, and
+`configuration_gemma_encoder.py` / `modeling_gemma_encoder.py`, real copies of
+`custom_models/gemma_encoder/` marked `# Copied from` and kept equal by `affectlab.testing.check_copies`),
+so this folder alone, or a saved model folder, loads with `trust_remote_code=True`. Inside the repository
+(package `custom_models.span_qa`) the encoder comes from `custom_models.gemma_encoder` itself, so one
+process holds one class identity: `isinstance(model.encoder, custom_models.gemma_encoder.GemmaEncoderModel)`.
 `SpanQAModel.from_encoder(name_or_path)` wraps pretrained encoder weights with a fresh head.
 """
+
+import importlib
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
-from .configuration_gemma_encoder import GemmaEncoderConfig
 from .configuration_span_qa import SpanQAConfig
-from .modeling_gemma_encoder import GemmaEncoderModel
+
+if __package__ == "custom_models.span_qa":
+    # The repository: the canonical module (its copies beside this file stay unimported). Imported by name
+    # so that transformers' import check of a saved folder does not ask for a `custom_models` package.
+    _gemma = importlib.import_module("custom_models.gemma_encoder.modeling_gemma_encoder")
+    GemmaEncoderConfig, GemmaEncoderModel = _gemma.GemmaEncoderConfig, _gemma.GemmaEncoderModel
+else:
+    # A saved or Hub folder (trust_remote_code), or this folder on its own: the copies beside this file.
+    # `save_pretrained` ships them because of these relative imports.
+    from .configuration_gemma_encoder import GemmaEncoderConfig
+    from .modeling_gemma_encoder import GemmaEncoderModel
 
 GEMMA_TYPES = ("gemma", "gemma2", "gemma3", "gemma3_text")
 _DROP_KEYS = ("architectures", "auto_map", "_name_or_path", "transformers_version", "dtype", "torch_dtype")

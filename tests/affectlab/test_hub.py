@@ -1,6 +1,7 @@
 """Hub publishing end to end against the local Hub emulator, with the unmodified `huggingface_hub` client:
 push a custom-code model (LFS weights, code files, card, `.eval_results`) -> reload it by commit sha with
-`trust_remote_code=True` in a fresh process -> identical logits; results records pushed by two processes at
+`trust_remote_code=True` in a fresh process -> identical logits; a custom-code folder that would not load is
+refused before anything is pushed; results records pushed by two processes at
 once both land and the leaderboard shows both; 401 / dropped connections / 5xx give clear failures with the
 local outputs intact; the token never reaches any written file, log or message."""
 
@@ -56,19 +57,18 @@ def tiny_gemma_run(out: Path) -> tuple[Path, list[str], np.ndarray]:
 
     model = make("gemma3", "sdpa", num_labels=3, pooling="mean")
     tok = tiny_tokenizer()
-    model.save_pretrained(out)
+    model.save_pretrained(out)  # writes the code files and the complete auto_map: nothing to add at push time
     tok.save_pretrained(out)
-    cfg = json.loads((out / "config.json").read_text())
-    del cfg["auto_map"]["AutoModel"]  # an incomplete auto_map: push_run must complete it
-    (out / "config.json").write_text(json.dumps(cfg))
-    (out / "modeling_gemma_encoder.py").unlink()  # and a missing code file: push_run must add it
     results = {"validation": {"macro_f1": 0.41234, "micro_f1": 0.5, "weighted_f1": 0.45, "subset_accuracy": 0.3,
                               "hamming_loss": 0.2}}
     card = render_model_card("model_cards/classifier.md", model_name="tiny-gemma", base_model=None,
                              datasets=["goemotions"], pipeline_tag="text-classification",
                              eval_results=eval_results_for(results, "text-classification", "Emotions", "goemotions",
                                                            "goemotions"),
-                             results=results, problem_desc="multi-label", repo_id=f"{USER}/tiny-gemma")
+                             results=results, problem_desc="multi-label", repo_id=f"{USER}/tiny-gemma",
+                             dataset={"name": "goemotions", "languages": ["en"], "synthetic": True},
+                             training={"method": "full", "seed": 0}, framework_versions={}, task_display="Emotions",
+                             mental_health=False)
     card.save(str(out / "README.md"))
     atomic_write_json(out / "eval_results.json", {"results": results, "dataset": "goemotions", "seed": 0})
     texts = ["i feel tired and sad every day", "nothing matters", "happy calm today"]
@@ -161,8 +161,51 @@ def test_bad_or_missing_token_fails_clearly_and_keeps_outputs(hub, tmp_path):
     assert proc.returncode == 2 and "refused the token" in proc.stderr and TOKEN not in proc.stderr
     assert ("model", f"{USER}/m") not in hub.repos and ("model", "bob/m") not in hub.repos
     after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
-    assert set(before) <= set(after) and all(after[k] == v or k == "config.json" for k, v in before.items())
+    assert set(before) <= set(after) and all(after[k] == v for k, v in before.items())
     assert "hub_push.json" not in after
+
+
+def test_incomplete_custom_code_folder_is_refused_before_anything_is_pushed(hub, tmp_path):
+    """push_run adds no code and edits no config: a folder that would not load with trust_remote_code (a code
+    file missing, an auto_map entry naming a class its file lacks, a missing sibling module) is refused
+    with one line naming the problem, nothing reaches the Hub and the folder stays as it was."""
+    run_dir, _, _ = tiny_gemma_run(tmp_path / "outputs" / "broken")
+    cfg = json.loads((run_dir / "config.json").read_text())
+    del cfg["auto_map"]["AutoModel"]
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    (run_dir / "modeling_gemma_encoder.py").unlink()
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    push = [sys.executable, str(REPO / "scripts" / "push.py"), str(run_dir), "--repo", f"{USER}/broken"]
+    proc = run(push, client_env(hub, tmp_path), tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: refusing to push {run_dir}"), proc.stderr
+    assert "auto_map needs modeling_gemma_encoder.py, which the folder lacks" in err[0] and "save_pretrained" in err[0]
+    assert not [entry for entry in hub.log if "/api/" in entry[1]]  # not even the repo was created
+    assert ("model", f"{USER}/broken") not in hub.repos
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+    from affectlab.hub import HubError, check_custom_code
+
+    good = tiny_gemma_run(tmp_path / "outputs" / "good")[0]
+    assert check_custom_code(good) == ["configuration_gemma_encoder.py", "modeling_gemma_encoder.py"]
+    (good / "configuration_gemma_encoder.py").unlink()  # the sibling module the modeling file imports
+    with pytest.raises(HubError, match=r"modeling_gemma_encoder.py imports .configuration_gemma_encoder, but the "
+                                       r"folder has no configuration_gemma_encoder.py"):
+        check_custom_code(good)
+    cfg = json.loads((good / "config.json").read_text())
+    cfg["auto_map"]["AutoConfig"] = "modeling_gemma_encoder.GemmaEncoderConfigX"
+    cfg["architectures"] = ["GemmaEncoderForTokenClassification"]
+    (good / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(HubError) as info:
+        check_custom_code(good)
+    message = str(info.value)
+    assert "\n" not in message and "modeling_gemma_encoder.py defines no GemmaEncoderConfigX" in message
+    assert "architectures names GemmaEncoderForTokenClassification, which no auto_map entry provides" in message
+    del cfg["auto_map"]
+    (good / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(HubError, match="model_type 'gemma_encoder', which transformers does not know, and no auto_map"):
+        check_custom_code(good)
 
 
 def test_connection_drop_is_retried_then_fails_clearly(hub, tmp_path):
