@@ -89,7 +89,10 @@ def require_file(path: str | os.PathLike) -> Path:
 
 
 def read_utf8_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line without newline); non-UTF-8 bytes raise with the line number."""
+    """Yield (1-based line number, line without newline); non-UTF-8 bytes raise with the line number.
+
+    A UTF-8 byte-order mark at the start of the file is dropped (it would otherwise end up in the first text).
+    """
     path = require_file(path)
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
@@ -97,7 +100,35 @@ def read_utf8_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise DataFormatError(path, f"not valid UTF-8 ({err.reason} at byte {err.start})", number) from None
+            if number == 1:
+                line = line.lstrip("\ufeff")
             yield number, line.rstrip("\r\n")
+
+
+class RowChecks:
+    """Checks over a whole file while its rows stream by: duplicate ids, and no data rows at all.
+
+        checks = RowChecks(path)
+        for line_no, row in ...:
+            checks.row(line_no, row_id)     # DataFormatError on an id seen before (naming both lines)
+        checks.finish()                     # DataFormatError when the file had no data row
+    """
+
+    def __init__(self, path: str | os.PathLike, what: str = "id"):
+        self.path, self.what, self.seen = Path(path), what, {}
+
+    def row(self, line_no: int, row_id: str | None = None) -> None:
+        if row_id is None:
+            self.seen[len(self.seen)] = line_no
+            return
+        if row_id in self.seen:
+            raise DataFormatError(self.path, f"duplicate {self.what} {row_id!r} (first on line {self.seen[row_id]}); "
+                                             "every row needs its own", line_no)
+        self.seen[row_id] = line_no
+
+    def finish(self) -> None:
+        if not self.seen:
+            raise DataFormatError(self.path, "no data rows (the file is empty)")
 
 
 def read_delimited(

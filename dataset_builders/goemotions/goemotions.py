@@ -12,7 +12,7 @@ from pathlib import Path
 
 import datasets
 
-from dataset_builders.common import DataFormatError, read_utf8_lines
+from dataset_builders.common import DataFormatError, RowChecks, read_utf8_lines
 
 HUB_ID = "google-research-datasets/go_emotions"
 LICENSE = "cc-by-4.0"
@@ -48,6 +48,7 @@ def features() -> datasets.Features:
 def parse_tsv(path: str | Path):
     """Yield (line, example) from one GoEmotions TSV file, validating every row."""
     num_labels = len(LABEL_NAMES)
+    checks = RowChecks(path, "comment id")
     for line_no, line in read_utf8_lines(path):
         if not line.strip():
             continue
@@ -62,11 +63,15 @@ def parse_tsv(path: str | Path):
         try:
             labels = [int(x) for x in label_field.split(",")]
         except ValueError:
-            raise DataFormatError(path, f"labels must be comma-separated integers, got {label_field!r}", line_no) from None
+            hint = (" (this looks like a header line: GoEmotions TSVs have none, remove it)"
+                    if line_no == 1 and not any(c.isdigit() for c in label_field) else "")
+            raise DataFormatError(path, f"labels must be comma-separated integers, got {label_field!r}{hint}", line_no) from None
         bad = [x for x in labels if not 0 <= x < num_labels]
         if bad:
             raise DataFormatError(path, f"label id(s) {bad} outside 0-{num_labels - 1}", line_no)
+        checks.row(line_no, comment_id)
         yield line_no, {"id": comment_id, "text": text, "labels": sorted(set(labels))}
+    checks.finish()
 
 
 def check_label_file(path: Path) -> None:

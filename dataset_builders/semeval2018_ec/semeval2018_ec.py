@@ -36,7 +36,7 @@ from pathlib import Path
 
 import datasets
 
-from dataset_builders.common import DataFormatError, read_delimited
+from dataset_builders.common import DataFormatError, RowChecks, read_delimited
 from dataset_builders.goemotions.goemotions import LABEL_NAMES as GOEMOTIONS_LABELS
 
 HUB_ID = "SemEvalWorkshop/sem_eval_2018_task_1"
@@ -75,7 +75,9 @@ def map_to_goemotions(semeval_labels: list[str]) -> list[int]:
 
 def parse_file(path: str | Path):
     """Yield (line, id, text, [SemEval emotion names]) from one E-c file, validating every row."""
+    checks = RowChecks(path, "ID")
     for line_no, row in read_delimited(path, "\t", ["ID", "Tweet", *SEMEVAL_LABELS]):
+        checks.row(line_no, row["ID"])
         text = row["Tweet"]
         if not text.strip():
             raise DataFormatError(path, "empty text", line_no)
@@ -87,6 +89,7 @@ def parse_file(path: str | Path):
             if value == "1":
                 present.append(name)
         yield line_no, row["ID"], text, present
+    checks.finish()
 
 
 class SemEval2018ECConfig(datasets.BuilderConfig):

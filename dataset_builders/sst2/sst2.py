@@ -12,7 +12,7 @@ from pathlib import Path
 
 import datasets
 
-from dataset_builders.common import DataFormatError, read_delimited
+from dataset_builders.common import DataFormatError, RowChecks, read_delimited
 
 HUB_ID = "stanfordnlp/sst2"
 LABEL_NAMES = ["negative", "positive"]
@@ -47,13 +47,16 @@ def features() -> datasets.Features:
 
 def parse_tsv(path: str | Path, split: str):
     """Yield (line, example) from one SST-2 TSV file, validating every row."""
+    checks = RowChecks(path)
     for line_no, row in read_delimited(path, "\t", ["sentence", "label"]):
+        checks.row(line_no)
         text = row["sentence"].strip()
         if not text:
             raise DataFormatError(path, "empty sentence", line_no)
         if row["label"].strip() not in ("0", "1"):
             raise DataFormatError(path, f"label must be 0 or 1, got {row['label']!r}", line_no)
         yield line_no, {"id": f"{split}-{line_no}", "text": text, "labels": int(row["label"])}
+    checks.finish()
 
 
 class SST2(datasets.GeneratorBasedBuilder):
