@@ -59,6 +59,13 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     _m("sentence_precision", "precision", "Evidence-sentence precision", scale=100.0),
     _m("sentence_recall", "recall", "Evidence-sentence recall", scale=100.0),
     _m("sentence_f1", "f1", "Evidence-sentence F1", scale=100.0),
+    # extractive QA counts (evidence_squad reports them beside the scores)
+    _m("total", "count", "Examples"),
+    _m("HasAns_total", "count", "Examples with an answer"),
+    _m("NoAns_total", "count", "Examples without an answer"),
+    _m("sentence_tp", "count", "Evidence sentences found"),
+    _m("sentence_fp", "count", "Evidence sentences predicted wrongly", higher=False),
+    _m("sentence_fn", "count", "Evidence sentences missed", higher=False),
     # regression
     _m("macro_pearson", "pearsonr", "Macro Pearson r"),
     _m("macro_spearman", "spearmanr", "Macro Spearman rho"),

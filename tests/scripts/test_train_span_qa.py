@@ -1,15 +1,20 @@
-"""scripts/train_span_qa.py with a tiny random BERT: a run on the real ReDSM5 sample, a 2-trial Optuna
-search on SYNTHETIC data with the best trial retrained, recipes parse."""
+"""scripts/train_span_qa.py (the span-qa family, affectlab.tasks.span_qa) with a tiny random BERT: a run on the
+real ReDSM5 sample, a 2-trial Optuna search on SYNTHETIC data with the best trial retrained, a LoRA run that
+trains only the adapter and the QA head, the 4-bit refusal on CPU, no dataset cache in output_dir, recipes parse."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from affectlab.tasks import span_qa as family
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,18 +28,24 @@ def load_script():
 
 
 def parse(mod, argv):
-    from transformers import TrainingArguments
-    from trl import TrlParser
+    from affectlab.run import parse_task_args
+    from affectlab.tasks.span_qa import SpanQATask
 
-    from affectlab.configs import ModelArguments
-
-    return TrlParser((mod.SpanQAScriptArguments, TrainingArguments, ModelArguments)).parse_args_and_config(argv)
+    return parse_task_args(SpanQATask, argv)
 
 
 def tiny_argv(tmp_path, model, *extra):
     return ["--config", str(REPO / "recipes" / "span_qa_minilm_cpu.yaml"), "--model_name_or_path", str(model),
             "--output_dir", str(tmp_path / "out"), "--max_length", "96", "--doc_stride", "24", "--num_train_epochs", "1",
-            "--per_device_train_batch_size", "16", "--use_cpu", "true", "--dataloader_num_workers", "0", *extra]
+            "--per_device_train_batch_size", "16", "--use_cpu", "true", "--dataloader_num_workers", "0",
+            "--results_location", str(tmp_path / "results"), *extra]
+
+
+def assert_no_dataset_cache(out: Path):
+    """No dataset (arrow files, a datasets cache, the synthetic corpus) was written under output_dir."""
+    assert not list(out.rglob("*.arrow")), list(out.rglob("*.arrow"))
+    assert not [p for p in out.rglob("*") if p.is_dir() and ("cache" in p.name or p.name == "synthetic_data")]
+    assert not list(out.rglob("dataset_info.json")) and not list(out.rglob("redsm5_*.csv"))
 
 
 def test_train_on_sample(tmp_path, tiny_bert_dir):
@@ -59,6 +70,24 @@ def test_train_on_sample(tmp_path, tiny_bert_dir):
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "affectlab_span_qa" and config["auto_map"]["AutoModelForQuestionAnswering"]
     assert (out / "modeling_span_qa.py").is_file() and (out / "model.safetensors").is_file()
+    # the typed schema, one result record per evaluated split with per-example scores (no text)
+    from affectlab.eval_results import validate_eval_results
+
+    validate_eval_results(saved)
+    assert saved["family"] == "span-qa" and saved["dataset"]["redistributable"] is False
+    assert all("sentence_text" not in u for u in saved["unaligned"])
+    records = sorted((tmp_path / "results").rglob("results_*.json"))
+    assert len(records) == 2
+    for path in records:
+        text = path.read_text()
+        record = json.loads(text)
+        split = record["dataset"]["split"]
+        scores = record["predictions"]["scores"]
+        assert set(record["predictions"]) == {"scores"} and set(scores) == {"exact", "f1"}
+        assert len(scores["f1"]) == saved["num_examples"][split]
+        assert sum(scores["f1"]) / len(scores["f1"]) == pytest.approx(saved["results"][split]["f1"])
+        assert "prediction_text" not in text and "context" not in text
+    assert_no_dataset_cache(out)
 
 
 def _no_answer_ids(mod, split):
@@ -96,19 +125,22 @@ def test_optuna_search_on_synthetic_then_best_retrained(tmp_path, tiny_bert_dir)
     assert best_cfg["learning_rate"] == pytest.approx(best["learning_rate"])
     # the retrained model used the best trial's windows
     assert payload["max_length"] == best["max_length"] and payload["doc_stride"] == best["doc_stride"]
-    assert payload["synthetic"] and (out / "synthetic_data" / "README.md").read_text().startswith("# SYNTHETIC")
+    # the synthetic corpus lives in the datasets cache, never in output_dir
+    synthetic_dir = family.synthetic_data_dir(40, 1337)
+    assert payload["synthetic"] and (synthetic_dir / "README.md").read_text().startswith("# SYNTHETIC")
+    assert payload["dataset"]["synthetic"] and not (out / "synthetic_data").exists()
+    assert_no_dataset_cache(out)
     assert payload["alignment"]["exact"] > 0 and payload["alignment"]["unaligned"] == 0  # synthetic evidence is verbatim
     assert payload["results"]["validation"]["total"] <= 36
 
 
 def test_trainer_hp_space_and_errors():
-    mod = load_script()
     import optuna
 
-    args = mod.SpanQAScriptArguments(hp_max_lengths="128", hp_doc_strides="32", hp_epochs="2,2")
+    args = family.SpanQAArguments(hp_max_lengths="128", hp_doc_strides="32", hp_epochs="2,2")
     trial = optuna.trial.FixedTrial({"learning_rate": 3e-5, "per_device_train_batch_size": 8, "num_train_epochs": 2,
                                      "warmup_steps": 0.1, "doc_stride": 32, "max_length": 128})
-    space = mod.make_hp_space(args)(trial)
+    space = family.make_hp_space(args)(trial)
     assert space == {"learning_rate": 3e-5, "per_device_train_batch_size": 8, "num_train_epochs": 2, "warmup_steps": 0.1,
                      "doc_stride": 32, "max_length": 128}
 
@@ -122,3 +154,54 @@ def test_recipes_parse(recipe):
     assert training_args.seed == 1337 and script_args.doc_stride < script_args.max_length
     if "spanbert" in recipe:
         assert model_args.model_name_or_path == "SpanBERT/spanbert-base-cased" and script_args.max_length == 384
+
+
+def test_hp_space_errors():
+    from affectlab.errors import ArgumentError
+    from affectlab.tasks.span_qa import SpanQAArguments
+
+    for bad in ({"hp_learning_rate": "1e-4"}, {"hp_epochs": "3,1"}, {"hp_batch_sizes": ""}, {"doc_stride": 400},
+                {"dataset_name": "goemotions"}, {"dataset_config": "nli"}, {"synthetic_posts": 10, "dataset_data_dir": "x"},
+                {"hp_search_trials": 2, "hp_max_lengths": "64", "hp_doc_strides": "64"}):
+        with pytest.raises(ArgumentError):
+            SpanQAArguments(**bad)
+    assert SpanQAArguments().max_length == 384 and SpanQAArguments().dataset_config == "evidence"
+
+
+def test_peft_trains_only_adapter_and_head(tmp_path, tiny_bert_dir):
+    from safetensors import safe_open
+
+    from affectlab.models import trainable_parameter_names
+
+    mod = load_script()
+    argv = tiny_argv(tmp_path, tiny_bert_dir, "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8",
+                     "--max_eval_samples", "9", "--save_strategy", "no", "--load_best_model_at_end", "false")
+    task = family.SpanQATask(*parse(mod, argv))
+    task.load_tokenizer()
+    model = task.model_init()
+    names = trainable_parameter_names(model)
+    assert any("lora_" in n for n in names) and any("qa_outputs" in n for n in names)
+    assert all("lora_" in n or ".qa_outputs." in n for n in names), [n for n in names if "lora_" not in n][:5]
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert any("encoder.embeddings" in n for n in frozen) and any(".query.base_layer." in n for n in frozen)
+
+    payload = mod.main(*parse(mod, argv))
+    out = tmp_path / "out"
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as fh:
+        keys = list(fh.keys())
+    assert keys and all("lora_" in k or "qa_outputs" in k for k in keys), keys
+    assert any("qa_outputs" in k for k in keys) and not (out / "model.safetensors").exists()
+    assert payload["model"]["method"] == "lora" and json.loads((out / "adapter_config.json").read_text())["task_type"] == "QUESTION_ANS"
+    assert_no_dataset_cache(out)
+
+
+def test_4bit_refused_on_cpu(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_span_qa.py"), "--config",
+                           str(REPO / "recipes" / "span_qa_minilm_cpu.yaml"), "--load_in_4bit", "true",
+                           "--output_dir", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --load_in_4bit"), proc.stderr
+    assert not out.exists()
