@@ -169,11 +169,10 @@ def check_custom_code(folder: str | os.PathLike) -> list[str]:
 
 def write_eval_result_entries(folder: str | os.PathLike, eval_results: dict | None = None,
                               dataset_id: str | None = None, date: str | None = None) -> list[Path]:
-    """Write the Hub's `.eval_results/<dataset>.yaml` entries from `eval_results.json` (`{"results": {split:
-    {metric: value}}}`); one entry per split x metric in `cards.HUB_METRICS`. Returns the written files."""
+    """Write the Hub's `.eval_results/<dataset>.yaml` entries from `eval_results.json` (the typed schema of
+    `affectlab.eval_results`: one entry per split x card metric, on the dataset's Hub id). Returns the files."""
     import yaml
-    from huggingface_hub import EvalResultEntry
-    from huggingface_hub._eval_results import eval_result_entries_to_yaml
+    from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
 
     from affectlab.cards import HUB_METRICS
 
@@ -183,13 +182,17 @@ def write_eval_result_entries(folder: str | os.PathLike, eval_results: dict | No
         if not path.is_file():
             return []
         eval_results = json.loads(path.read_text(encoding="utf-8"))
-    dataset_id = dataset_id or eval_results.get("dataset")
+    dataset = eval_results.get("dataset")
+    if isinstance(dataset, dict):
+        dataset = dataset.get("hub_id") or dataset.get("name")
+    dataset_id = dataset_id or dataset
     if not dataset_id:
         return []
+    metrics_shown = list((eval_results.get("task") or {}).get("card_metrics") or HUB_METRICS)
     entries = []
     for split, metrics in (eval_results.get("results") or {}).items():
-        for key in HUB_METRICS:
-            if key in metrics:
+        for key in metrics_shown:
+            if metrics.get(key) is not None:
                 entries.append(EvalResultEntry(dataset_id=dataset_id, task_id=f"{split}/{key}",
                                                value=round(float(metrics[key]), 4), date=date,
                                                notes=f"affectlab {key} on the {split} split"))
