@@ -74,8 +74,11 @@ def _source_fingerprint(builder_cls, data_dir: Path | None) -> str:
     return h.hexdigest()[:16]
 
 
-def build_dataset(name: str, data_dir: str | Path | None = None, config: str | None = None, cache_dir: str | None = None):
-    """Build a registered dataset; local folder first (`data_dir`, else `$AFFECTLAB_DATA/<name>`), else the Hub."""
+def build_dataset(name: str, data_dir: str | Path | None = None, config: str | None = None, cache_dir: str | None = None,
+                  **builder_kwargs):
+    """Build a registered dataset; local folder first (`data_dir`, else `$AFFECTLAB_DATA/<name>`), else the Hub.
+
+    `builder_kwargs` go to the builder's config (e.g. ReDSM5's `num_folds=5, fold=0` for k-fold CV by post)."""
     import datasets
 
     spec = get_spec(name)
@@ -87,6 +90,7 @@ def build_dataset(name: str, data_dir: str | Path | None = None, config: str | N
         data_dir=str(data_dir) if data_dir is not None else None,
         cache_dir=cache_dir,
         hash=_source_fingerprint(cls, Path(data_dir) if data_dir is not None else None),
+        **builder_kwargs,
     )
     try:
         builder.download_and_prepare()
