@@ -12,7 +12,19 @@ pull models and datasets, so tests point `HF_ENDPOINT` at it and run the real cl
   `parentCommit` checked; commits are serialised by a lock, so concurrent commits all land, each on
   top of the previous head)
 * `GET /api/<type>s/<id>/tree/<rev>[/<path>]` (`recursive`), `POST /api/<type>s/<id>/paths-info/<rev>`,
-  `GET /api/<type>s/<id>/commits/<rev>`, `GET /api/<type>s/<id>/refs`
+  `GET /api/<type>s/<id>/commits/<rev>`, `GET /api/<type>s/<id>/refs` (`include_prs=1`: `pullRequests`)
+* **Pull requests** (`create_commit(create_pr=True)`, `create_pull_request`, `create_discussion`):
+  `POST /api/<type>s/<id>/commit/main?create_pr=1` opens pull request N on the ref `refs/pr/N`, made from
+  `parentCommit` (default: the head of main), and answers its `pullRequestUrl` (`.../discussions/N`), so
+  the client's `CommitInfo` carries `pr_num` and `pr_revision`; commits to `refs/pr/N` add to it; every
+  revision argument (download, tree, info) accepts `refs/pr/N`. Any authenticated user who can read the
+  repo may open one (as on the Hub: the point of a pull request); writers, or the PR's author, may push
+  to it. `GET .../discussions` (`type`, `status`, `author` filters; one page), `GET .../discussions/N`
+  (events: the description as a comment, commits, status changes; `changes.base`, `mergeCommitId`),
+  `POST .../discussions` (a discussion or an empty draft pull request), and `POST .../discussions/N/`
+  `comment`, `status` (open / closed: writers or the author) and `merge` (writers: the files the pull
+  request added, changed or deleted since the commit it was made from are applied on top of main;
+  a file that main changed differently meanwhile is a conflict, 409).
 * `HEAD`/`GET /<prefix><id>/resolve/<rev>/<path>` by branch or commit sha (`X-Repo-Commit`, `ETag`,
   `X-Linked-Etag`/`X-Linked-Size` for LFS files, `Range` requests), with the Hub's `X-Error-Code`
   headers (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`) so the client raises its usual errors.
@@ -32,11 +44,12 @@ does not implement Xet (CAS, `xet-write-token`, `X-Xet-*` headers): clients must
 Downloads never see `X-Xet-Hash`, so the client downloads over plain HTTP.
 
 Not implemented: Xet storage, multipart LFS uploads (the emulator never sends `chunk_size`, so the client
-always uses a single PUT), pull requests / `create_pr`, branches and tags other than the ones commits create
-(`create_branch`, `create_tag`), `CommitOperationCopy` of LFS files, deleting/moving repos, repo settings and
-visibility changes, gated repos, Spaces runtime, Inference, search/list endpoints (`list_models`...),
-discussions, webhooks, `.gitattributes` semantics and `.gitignore` filtering, pagination (every listing is
-one page), rate limits, persistence (all state lives in memory and dies with the server).
+always uses a single PUT), branches and tags other than the ones commits create (`create_branch`,
+`create_tag`), `CommitOperationCopy` of LFS files, deleting/moving repos, repo settings and visibility
+changes, gated repos, Spaces runtime, Inference, search/list endpoints (`list_models`...), editing / hiding
+comments and renaming discussions, diffs of pull requests (`diff` is empty), webhooks, `.gitattributes`
+semantics and `.gitignore` filtering, pagination (every listing is one page), rate limits, persistence (all
+state lives in memory and dies with the server).
 """
 
 from __future__ import annotations
@@ -83,6 +96,25 @@ class Commit:
 
 
 @dataclass
+class Discussion:
+    """A discussion or pull request (`is_pr`; its changes live on the ref `refs/pr/<num>`)."""
+
+    num: int
+    title: str
+    author: str
+    is_pr: bool
+    created_at: str
+    status: str = "open"                 # open | draft | closed | merged
+    base_oid: str | None = None          # the commit a pull request was made from (the merge base)
+    merge_commit: str | None = None
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"refs/pr/{self.num}"
+
+
+@dataclass
 class Repo:
     repo_type: str
     repo_id: str
@@ -91,6 +123,8 @@ class Repo:
     created_at: str
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
+    pr_refs: dict[str, str] = field(default_factory=dict)    # "refs/pr/N" -> commit oid
+    discussions: list[Discussion] = field(default_factory=list)
 
 
 class _Fail(Exception):
@@ -101,6 +135,23 @@ class _Fail(Exception):
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _event(kind: str, author: str, data: dict) -> dict:
+    """One discussion event as the Hub serialises it (`huggingface_hub.community.deserialize_event`)."""
+    material = json.dumps([kind, author, data, _now()], sort_keys=True).encode()
+    return {"id": hashlib.sha1(material).hexdigest()[:24], "type": kind, "createdAt": _now(),
+            "author": {"name": author, "type": "user"}, "data": data}
+
+
+def _comment(author: str, text: str) -> dict:
+    import html
+
+    now = _now()
+    return _event("comment", author, {"edited": False, "hidden": False, "numEdits": 0, "editors": [author],
+                                      "reactions": [], "isReport": False,
+                                      "latest": {"raw": text, "html": f"<p>{html.escape(text)}</p>",
+                                                 "updatedAt": now, "author": {"name": author}}})
 
 
 def _lfs_pointer(sha256: str, size: int) -> bytes:
@@ -179,7 +230,7 @@ class HubEmulator:
 
     def _resolve(self, repo: Repo, revision: str) -> Commit:
         revision = unquote(revision)
-        oid = repo.branches.get(revision)
+        oid = repo.branches.get(revision) or repo.pr_refs.get(revision)
         if oid is None and SHA1_RE.match(revision) and revision in repo.commits:
             oid = revision
         if oid is None:
@@ -199,7 +250,8 @@ class HubEmulator:
     def _commit(self, repo: Repo, parent_expected: str | None, title: str, description: str, author: str,
                 ops: list[tuple[str, dict]], branch: str = "main") -> Commit:
         with self.lock:
-            head = repo.branches.get(branch)
+            refs = repo.pr_refs if branch.startswith("refs/pr/") else repo.branches
+            head = refs.get(branch)
             if parent_expected is not None and parent_expected != head:
                 raise _Fail(412, "A commit has happened since. Please refresh and try again.")
             tree = dict(repo.commits[head].tree) if head else {}
@@ -222,6 +274,8 @@ class HubEmulator:
                         raise _Fail(422, f"LFS object {digest} has the wrong size")
                     tree[path] = Entry(digest, int(value["size"]),
                                        git_blob_sha1(_lfs_pointer(digest, int(value["size"]))), True)
+                elif key == "_entry":  # an entry of another commit (merging a pull request)
+                    tree[path] = value["entry"]
                 elif key == "deletedFile":
                     if path not in tree:
                         raise _Fail(404, "A file with this name doesn't exist", "EntryNotFound")
@@ -237,7 +291,67 @@ class HubEmulator:
                                    sorted((p, e.sha256) for p, e in tree.items())]).encode()
             commit = Commit(hashlib.sha1(material).hexdigest(), head, title, description, author, _now(), tree)
             repo.commits[commit.oid] = commit
-            repo.branches[branch] = commit.oid
+            refs[branch] = commit.oid
+            return commit
+
+    # -- discussions and pull requests ---------------------------------------------------------------------
+    def open_discussion(self, repo: Repo, author: str, title: str, description: str = "", *, pull_request: bool,
+                        draft: bool = False, parent: str | None = None, ops: list | None = None) -> Discussion:
+        """A new discussion, or pull request N on `refs/pr/N` made from `parent` (default: main's head)
+        with `ops` committed on it."""
+        title = (title or "").strip()
+        if not 3 <= len(title) <= 200:
+            raise _Fail(400, "The title must be between 3 and 200 characters long")
+        with self.lock:
+            base = parent or repo.branches["main"]
+            if base not in repo.commits:
+                raise _Fail(400, f"parent commit {base} does not exist")
+            num = len(repo.discussions) + 1
+            disc = Discussion(num, title, author, pull_request, _now(), status="draft" if draft else "open",
+                              base_oid=base if pull_request else None)
+            if description:
+                disc.events.append(_comment(author, description))
+            repo.discussions.append(disc)
+            if pull_request:
+                repo.pr_refs[disc.ref] = base
+                if ops:
+                    commit = self._commit(repo, None, title, description, author, ops, branch=disc.ref)
+                    disc.events.append(_event("commit", author, {"subject": title, "oid": commit.oid}))
+            return disc
+
+    def discussion(self, repo: Repo, num: int) -> Discussion:
+        if not 1 <= num <= len(repo.discussions):
+            raise _Fail(404, "Discussion not found")
+        return repo.discussions[num - 1]
+
+    def merge_pull_request(self, repo: Repo, disc: Discussion, user: str, comment: str | None = None) -> Commit:
+        """Apply what the pull request changed since its base onto main (conflict: 409)."""
+        with self.lock:
+            if not disc.is_pr or disc.status not in ("open", "draft"):
+                raise _Fail(400, f"discussion {disc.num} is not an open pull request")
+            base_tree = repo.commits[disc.base_oid].tree
+            pr_tree = repo.commits[repo.pr_refs[disc.ref]].tree
+            main_tree = repo.commits[repo.branches["main"]].tree
+            ops, conflicts = [], []
+            for path in sorted(set(base_tree) | set(pr_tree)):
+                before, after = base_tree.get(path), pr_tree.get(path)
+                if before == after:
+                    continue  # the pull request did not touch it
+                if main_tree.get(path) not in (before, after):
+                    conflicts.append(path)
+                elif after is None:
+                    if path in main_tree:
+                        ops.append(("deletedFile", {"path": path}))
+                else:
+                    ops.append(("_entry", {"path": path, "entry": after}))
+            if conflicts:
+                raise _Fail(409, f"merge conflict in {', '.join(conflicts)}", extra={"filesWithConflicts": conflicts})
+            title = f"Merge pull request #{disc.num}: {disc.title}"
+            commit = self._commit(repo, None, title, comment or "", user, ops)
+            disc.status, disc.merge_commit = "merged", commit.oid
+            if comment:
+                disc.events.append(_comment(user, comment))
+            disc.events.append(_event("status-change", user, {"status": "merged"}))
             return commit
 
 
@@ -277,12 +391,28 @@ class _Handler(BaseHTTPRequestHandler):
         return user
 
     def _writer(self, repo_id: str) -> str:
-        user = self._user()
-        if user is None:
-            raise _Fail(401, "You must be authenticated to write")
+        user = self._authenticated()
         if not self.hub._may_write(user, repo_id):
             raise _Fail(403, f"You don't have the rights to write to {repo_id}")
         return user
+
+    def _authenticated(self) -> str:
+        user = self._user()
+        if user is None:
+            raise _Fail(401, "You must be authenticated to write")
+        return user
+
+    def _committer(self, repo: Repo, branch: str, create_pr: bool) -> str:
+        """Who may commit: writers to a branch; anyone authenticated opening a pull request; writers or
+        the author pushing to an open pull request's ref."""
+        user = self._authenticated()
+        if create_pr or self.hub._may_write(user, repo.repo_id):
+            return user
+        if branch.startswith("refs/pr/") and branch in repo.pr_refs:
+            disc = self.hub.discussion(repo, int(branch.rsplit("/", 1)[1]))
+            if disc.author == user:
+                return user
+        raise _Fail(403, f"You don't have the rights to write to {repo.repo_id}")
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
               content_type: str = "application/json", head: bool = False) -> None:
@@ -416,14 +546,21 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(self._info(repo, commit))
         if method == "GET" and rest == ["refs"]:
             repo = hub._repo(repo_type, repo_id, user)
-            return self._json({"branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid}
-                                            for b, oid in repo.branches.items()], "tags": [], "converts": []})
+            refs = {"branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid}
+                                 for b, oid in repo.branches.items()], "tags": [], "converts": []}
+            if query.get("include_prs", ["0"])[0] in ("1", "true", "True"):
+                refs["pullRequests"] = [{"name": ref.split("/", 1)[1], "ref": ref, "targetCommit": oid}
+                                        for ref, oid in repo.pr_refs.items()]
+            return self._json(refs)
+        if rest and rest[0] == "discussions":
+            return self._discussions(method, hub._repo(repo_type, repo_id, user), rest[1:], query, body, user)
         if not rest:
             raise _Fail(404, "not implemented")
         action, rev = rest[0], (rest[1] if len(rest) > 1 else "main")
+        create_pr = query.get("create_pr", ["0"])[0] in ("1", "true", "True")
         if method == "POST" and action == "preupload":
-            self._writer(repo_id)
             repo = hub._repo(repo_type, repo_id, user)
+            self._committer(repo, unquote(rev), create_pr)
             tree = hub._resolve(repo, rev).tree
             files = []
             for f in json.loads(body)["files"]:
@@ -434,19 +571,35 @@ class _Handler(BaseHTTPRequestHandler):
                               "oid": (existing.sha256 if existing.lfs else existing.blob_id) if existing else None})
             return self._json({"files": files, "commitOid": repo.branches["main"]})
         if method == "POST" and action == "commit":
-            author = self._writer(repo_id)
             repo = hub._repo(repo_type, repo_id, user)
+            branch = unquote(rev)
+            author = self._committer(repo, branch, create_pr)
             lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
             header = next((item["value"] for item in lines if item["key"] == "header"), None)
             if header is None:
                 raise _Fail(400, "commit payload without header")
             ops = [(item["key"], item["value"]) for item in lines if item["key"] != "header"]
-            if query.get("create_pr"):
-                raise _Fail(501, "the emulator does not implement pull requests")
+            if any(key.startswith("_") for key, _ in ops):
+                raise _Fail(400, "unsupported commit operation")
+            prefix = f"{hub.url}/{URL_PREFIX[repo_type]}{repo_id}"
+            if create_pr:
+                if branch != "main":
+                    raise _Fail(400, "pull requests are opened against main")
+                disc = hub.open_discussion(repo, author, header.get("summary", ""), header.get("description", ""),
+                                           pull_request=True, parent=header.get("parentCommit"), ops=ops)
+                oid = repo.pr_refs[disc.ref]
+                return self._json({"success": True, "commitOid": oid, "commitUrl": f"{prefix}/commit/{oid}",
+                                   "pullRequestUrl": f"{prefix}/discussions/{disc.num}"})
+            if branch.startswith("refs/pr/"):
+                disc = hub.discussion(repo, int(branch.rsplit("/", 1)[1]))
+                if disc.status not in ("open", "draft"):
+                    raise _Fail(400, f"pull request {disc.num} is {disc.status}")
             commit = hub._commit(repo, header.get("parentCommit"), header.get("summary", ""),
-                                 header.get("description", ""), author, ops, branch=unquote(rev))
-            url = f"{hub.url}/{URL_PREFIX[repo_type]}{repo_id}/commit/{commit.oid}"
-            return self._json({"success": True, "commitOid": commit.oid, "commitUrl": url, "pullRequestUrl": None})
+                                 header.get("description", ""), author, ops, branch=branch)
+            if branch.startswith("refs/pr/"):
+                disc.events.append(_event("commit", author, {"subject": commit.title, "oid": commit.oid}))
+            return self._json({"success": True, "commitOid": commit.oid, "commitUrl": f"{prefix}/commit/{commit.oid}",
+                               "pullRequestUrl": None})
         if method == "GET" and action == "tree":
             repo = hub._repo(repo_type, repo_id, user)
             tree = hub._resolve(repo, rev).tree
@@ -492,8 +645,77 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(out)
         raise _Fail(404, f"the emulator does not implement {method} /api/{repo_type}s/{repo_id}/{'/'.join(rest)}")
 
+    def _discussion_json(self, repo: Repo, disc: Discussion, details: bool = False) -> dict:
+        out = {"num": disc.num, "title": disc.title, "author": {"name": disc.author, "type": "user"},
+               "createdAt": disc.created_at, "status": disc.status, "isPullRequest": disc.is_pr, "pinned": False,
+               "numComments": sum(e["type"] == "comment" for e in disc.events), "topReactions": [],
+               "repo": {"name": repo.repo_id, "type": repo.repo_type}}
+        if details:
+            out["events"] = list(disc.events)
+            if disc.is_pr:
+                out["changes"] = {"base": "refs/heads/main", "headCommitId": repo.pr_refs.get(disc.ref)}
+                if disc.merge_commit:
+                    out["changes"]["mergeCommitId"] = disc.merge_commit
+                out["filesWithConflicts"] = []
+                out["diff"] = ""
+        return out
+
+    def _discussions(self, method: str, repo: Repo, rest: list[str], query: dict, body: bytes, user: str | None):
+        hub = self.hub
+        if method == "GET" and not rest:
+            kind = query.get("type", ["all"])[0]
+            status = query.get("status", ["all"])[0]
+            author = query.get("author", [None])[0]
+            items = [d for d in repo.discussions
+                     if (kind == "all" or (kind == "pull_request") == d.is_pr)
+                     and (status == "all" or (status == "open") == (d.status in ("open", "draft")))
+                     and (author is None or d.author == author)]
+            items.sort(key=lambda d: -d.num)  # newest first, as the Hub lists them
+            return self._json({"discussions": [self._discussion_json(repo, d) for d in items], "count": len(items),
+                               "start": 0, "numClosedDiscussions": sum(d.status in ("closed", "merged")
+                                                                       for d in repo.discussions)})
+        if method == "POST" and not rest:
+            author = self._authenticated()
+            payload = json.loads(body or b"{}")
+            disc = hub.open_discussion(repo, author, payload.get("title", ""), payload.get("description", ""),
+                                       pull_request=bool(payload.get("pullRequest")),
+                                       draft=bool(payload.get("pullRequest")))
+            return self._json({"num": disc.num, "url": f"{hub.url}/{URL_PREFIX[repo.repo_type]}{repo.repo_id}"
+                                                       f"/discussions/{disc.num}"})
+        if not rest or not rest[0].isdigit():
+            raise _Fail(404, "Discussion not found")
+        disc = hub.discussion(repo, int(rest[0]))
+        if method == "GET" and len(rest) == 1:
+            return self._json(self._discussion_json(repo, disc, details=True))
+        action = rest[1] if len(rest) == 2 else None
+        payload = json.loads(body or b"{}") if body else {}
+        if method == "POST" and action == "comment":
+            author = self._authenticated()
+            event = _comment(author, payload.get("comment", ""))
+            disc.events.append(event)
+            return self._json({"newMessage": event})
+        if method == "POST" and action == "status":
+            author = self._authenticated()
+            if not (hub._may_write(author, repo.repo_id) or author == disc.author):
+                raise _Fail(403, f"You don't have the rights to change the status of discussion {disc.num}")
+            if payload.get("status") not in ("open", "closed") or disc.status == "merged":
+                raise _Fail(400, "status must be open or closed (and a merged pull request stays merged)")
+            with hub.lock:
+                if payload.get("comment"):
+                    disc.events.append(_comment(author, payload["comment"]))
+                disc.status = payload["status"]
+                event = _event("status-change", author, {"status": disc.status})
+                disc.events.append(event)
+            return self._json({"newStatus": event})
+        if method == "POST" and action == "merge":
+            author = self._writer(repo.repo_id)
+            hub.merge_pull_request(repo, disc, author, payload.get("comment"))
+            return self._json({"success": True})
+        raise _Fail(404, f"the emulator does not implement {method} discussions/{'/'.join(rest)}")
+
     def _lfs_batch(self, repo_type: str, repo_id: str, body: bytes) -> None:
-        self._writer(repo_id)
+        # any authenticated reader may upload objects (a pull request's files); commits check the rights
+        self._authenticated()
         self.hub._repo(repo_type, repo_id, self._user())
         payload = json.loads(body)
         if payload.get("operation") != "upload":
