@@ -51,6 +51,8 @@ class DataArguments:
     print_report: bool = field(default=True, metadata={"help": "print the evaluation report at the end"})
     save_results: bool = field(default=True, metadata={"help": "write one leaderboard result record per evaluated split"})
     results_location: Optional[str] = field(default=None, metadata={"help": "results folder or hf://datasets/<org>/<name> (default: $AFFECTLAB_RESULTS or ./results)"})
+    push_extra: Optional[str] = field(default=None, metadata={"help": "comma-separated globs of output files to push beyond the model, card and eval summary"})
+    push_predictions: bool = field(default=False, metadata={"help": "push per-example prediction files too (refused for data that may not be redistributed)"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a non-empty output_dir that holds another run (its contents are removed once the data and model checks pass)"})
 
     # the family's default max_length (subclasses override the class attribute, not the field)

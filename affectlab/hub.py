@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,20 @@ from typing import Iterable
 from affectlab.io import atomic_write_json, atomic_write_text
 
 PUSH_RECORD = "hub_push.json"
-NEVER_PUSH = [PUSH_RECORD, ".final-staging/**", "checkpoint-*/**", "runs/**", "**/.*.tmp-*", "**/.*.old-*"]
+# Pushes are an allow-list: the model and what is needed to use and judge it, nothing else. Anything
+# more only when named (`push_extra`); per-example predictions only with `push_predictions`, and never for
+# data whose licence forbids redistribution (the eval summary says so: dataset.redistributable).
+PUSH_ALLOWED = (
+    "config.json", "generation_config.json",
+    "model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json",
+    "adapter_config.json", "adapter_model.safetensors",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
+    "vocab.json", "merges.txt", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "chat_template.jinja",
+    "chat_template.json",
+    "README.md", "eval_results.json", ".eval_results/*.yaml",
+    "personas.json", "label_set.json",          # what a persona-conditioned model needs to be used
+)
+PREDICTION_FILES = ("predictions_*.jsonl", "generations_*.jsonl")
 
 
 class HubError(RuntimeError):
@@ -261,10 +275,37 @@ def _mapped(exc: BaseException, what: str, token: str | None, on_fail: str = "",
     return HubPushError(f"{what} failed{tries}: {detail}.{on_fail}")
 
 
+def files_to_push(run_dir: str | os.PathLike, code_files=(), extra=(), predictions: bool = False) -> list[str]:
+    """The files of `run_dir` a push carries (relative paths): PUSH_ALLOWED + the model's code files +
+    files matching `extra` (+ prediction files with `predictions`). Refuses predictions of data whose
+    licence forbids redistribution."""
+    from fnmatch import fnmatch
+
+    run_dir = Path(run_dir)
+    patterns = [*PUSH_ALLOWED, *code_files, *extra]
+    if predictions:
+        summary = run_dir / "eval_results.json"
+        dataset = json.loads(summary.read_text(encoding="utf-8")).get("dataset") if summary.is_file() else None
+        if isinstance(dataset, dict) and dataset.get("redistributable") is False:
+            raise HubError(f"--push_predictions: the predictions of {run_dir.name} quote {dataset.get('name')}, whose "
+                           "licence forbids redistribution; they stay local")
+        patterns += PREDICTION_FILES
+    out = []
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(run_dir).as_posix()
+        if any(part.startswith(".") and part != ".eval_results" for part in rel.split("/")):
+            continue
+        if any(fnmatch(rel, pat) for pat in patterns):
+            out.append(rel)
+    return out
+
+
 def push_run(run_dir: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
              commit_message: str | None = None, retries: int = 3, backoff: float = 1.0,
-             endpoint: str | None = None) -> PushResult:
-    """Push a finished output folder as one commit and record the commit sha in `<run_dir>/hub_push.json`."""
+             endpoint: str | None = None, extra=(), predictions: bool = False) -> PushResult:
+    """Push a finished output folder as one commit and record the commit sha in `<run_dir>/hub_push.json`.
+
+    Only the allow-listed files go (see `files_to_push`); the list is checked for the token first."""
     from huggingface_hub import HfApi
 
     run_dir = Path(run_dir).resolve()
@@ -278,19 +319,18 @@ def push_run(run_dir: str | os.PathLike, repo_id: str, *, token: str | None = No
     token = get_token(token)
     if not token:
         raise HubAuthError(f"no Hugging Face token: set HF_TOKEN or run `hf auth login`.{on_fail}")
+    shutil.rmtree(run_dir / ".eval_results", ignore_errors=True)  # never a stale entry beside new weights
     write_eval_result_entries(run_dir)
-    assert_no_secret([run_dir], token)
+    files = files_to_push(run_dir, code_files, extra, predictions)
+    assert_no_secret([run_dir / f for f in files], token)
     api = HfApi(endpoint=endpoint, token=token)
     with_retries(lambda: api.create_repo(repo_id, private=private, exist_ok=True), what=f"creating {repo_id}",
                  retries=retries, backoff=backoff, token=token, on_fail=on_fail)
     message = commit_message or f"affectlab: push {run_dir.name}"
     info = with_retries(lambda: api.upload_folder(folder_path=str(run_dir), repo_id=repo_id, commit_message=message,
-                                                  ignore_patterns=NEVER_PUSH),
+                                                  allow_patterns=files),
                         what=f"pushing {run_dir} to {repo_id}", retries=retries, backoff=backoff, token=token,
                         on_fail=on_fail)
-    files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()
-                   and p.name != PUSH_RECORD and not any(part.startswith((".final-staging", "checkpoint-", "runs"))
-                                                          for part in p.relative_to(run_dir).parts))
     result = PushResult(repo_id=repo_id, revision=info.oid, url=f"{api.endpoint.rstrip('/')}/{repo_id}", files=files)
     atomic_write_json(run_dir / PUSH_RECORD, {"repo_id": repo_id, "revision": info.oid, "url": result.url,
                                               "date": _dt_now(), "code_files": code_files})

@@ -19,12 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", required=True, help="<org>/<name> on the Hub")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--message", default=None)
+    parser.add_argument("--extra", default="", help="comma-separated globs of other files to push (default: only the model, card and eval summary)")
+    parser.add_argument("--predictions", action="store_true", help="push per-example prediction files too (refused for non-redistributable data)")
     parser.add_argument("--retries", type=int, default=3)
     parser.add_argument("--backoff", type=float, default=1.0)
     args = parser.parse_args(argv)
     try:
         result = push_run(args.run_dir, args.repo, private=args.private, commit_message=args.message,
-                          retries=args.retries, backoff=args.backoff)
+                          retries=args.retries, backoff=args.backoff, predictions=args.predictions,
+                          extra=[g.strip() for g in args.extra.split(",") if g.strip()])
     except HubAuthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -220,7 +220,9 @@ def publish(task, output_dir: Path, push_wanted: bool):
     training_args = task.training_args
     repo_id = training_args.hub_model_id or output_dir.name
     try:
-        pushed = push_run(output_dir, repo_id, token=getattr(task, "push_token", None),
+        extra = [g.strip() for g in (getattr(task.args, "push_extra", None) or "").split(",") if g.strip()]
+        pushed = push_run(output_dir, repo_id, token=getattr(task, "push_token", None), extra=extra,
+                          predictions=bool(getattr(task.args, "push_predictions", False)),
                           private=bool(getattr(training_args, "hub_private_repo", False)),
                           commit_message=f"affectlab: {output_dir.name}")
     except HubError as err:

@@ -109,7 +109,9 @@ def test_push_custom_code_model_and_reload_by_revision_in_fresh_process(hub, tmp
 
     # a later push moves main; the pinned sha must still give the first weights
     (run_dir / "notes.txt").write_text("second commit")
-    proc2 = run([sys.executable, str(REPO / "scripts" / "push.py"), str(run_dir), "--repo", f"{USER}/tiny-gemma"],
+    # (pushes are an allow-list: a file beyond the model, card and eval summary goes only when named)
+    proc2 = run([sys.executable, str(REPO / "scripts" / "push.py"), str(run_dir), "--repo", f"{USER}/tiny-gemma",
+                 "--extra", "notes.txt"],
                 env, tmp_path)
     assert proc2.returncode == 0, proc2.stderr[-3000:]
     assert json.loads(proc2.stdout.strip().splitlines()[-1])["revision"] != sha
