@@ -275,6 +275,15 @@ def _mapped(exc: BaseException, what: str, token: str | None, on_fail: str = "",
     return HubPushError(f"{what} failed{tries}: {detail}.{on_fail}")
 
 
+def _pipeline_files(run_dir: Path) -> list[str]:
+    """Code files of the custom pipelines a config declares (`custom_pipelines.*.impl` = `module.Class`)."""
+    config = run_dir / "config.json"
+    if not config.is_file():
+        return []
+    pipelines = json.loads(config.read_text(encoding="utf-8")).get("custom_pipelines") or {}
+    return sorted({spec["impl"].split(".")[0] + ".py" for spec in pipelines.values() if spec.get("impl")})
+
+
 def files_to_push(run_dir: str | os.PathLike, code_files=(), extra=(), predictions: bool = False) -> list[str]:
     """The files of `run_dir` a push carries (relative paths): PUSH_ALLOWED + the model's code files +
     files matching `extra` (+ prediction files with `predictions`). Refuses predictions of data whose
@@ -282,7 +291,7 @@ def files_to_push(run_dir: str | os.PathLike, code_files=(), extra=(), predictio
     from fnmatch import fnmatch
 
     run_dir = Path(run_dir)
-    patterns = [*PUSH_ALLOWED, *code_files, *extra]
+    patterns = [*PUSH_ALLOWED, *code_files, *extra, *_pipeline_files(run_dir)]
     if predictions:
         summary = run_dir / "eval_results.json"
         dataset = json.loads(summary.read_text(encoding="utf-8")).get("dataset") if summary.is_file() else None

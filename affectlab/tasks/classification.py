@@ -8,6 +8,7 @@ save them in the model config (`label_thresholds`), which `affectlab.inference.T
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -220,8 +221,11 @@ class ClassifierTask(Task):
         unwrapped = trainer.accelerator.unwrap_model(trainer.model)
         self.base_config = unwrapped.get_base_model().config if self.model_args.use_peft else unwrapped.config
         if multi:
+            from custom_models.multilabel_pipeline import register
+
             self.base_config.label_thresholds = {n: t for n, t in zip(names, self.thresholds)}
             self.base_config.default_threshold = float(args.threshold)
+            register(self.base_config)  # config.json declares the thresholded pipeline (file copied beside it)
         return out
 
     # ---- outputs ----------------------------------------------------------------------------------
@@ -231,7 +235,16 @@ class ClassifierTask(Task):
             self.base_config.save_pretrained(str(folder))
 
     def save_artifacts(self, folder, fit, data, evaluations) -> None:
+        import shutil
+
         import pandas as pd
+
+        if data.extra["multi_label"]:
+            # `pipeline(model=folder, trust_remote_code=True)` applies the tuned thresholds (custom pipeline)
+            from custom_models import multilabel_pipeline
+
+            source = Path(multilabel_pipeline.__file__).with_name("multilabel_pipeline.py")
+            shutil.copyfile(source, folder / "multilabel_pipeline.py")
 
         for split, ev in evaluations.items():
             pd.DataFrame(ev.details["per_label"]).to_csv(folder / f"per_label_report_{split}.csv", index=False)

@@ -185,3 +185,27 @@ def test_eval_results_validation_rejects_bad_payloads():
                    {"schema": "other/1"}):
         with pytest.raises(EvalResultsError):
             validate_eval_results({**good, **broken})
+
+
+def test_pipeline_applies_the_tuned_thresholds_like_textclassifier(tiny_run):
+    from transformers import pipeline
+
+    from affectlab.hub import files_to_push
+    from affectlab.inference import TextClassifier
+    from dataset_builders import build_dataset
+
+    out, _, _ = tiny_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["custom_pipelines"]["text-classification"]["impl"] == "multilabel_pipeline.MultiLabelTextClassificationPipeline"
+    assert "multilabel_pipeline.py" in files_to_push(out)
+    texts = build_dataset("goemotions")["validation"].select(range(32))["text"]
+    expected = TextClassifier.from_pretrained(str(out)).predict(list(texts))
+    pipe = pipeline(model=str(out), trust_remote_code=True)
+    assert type(pipe).__name__ == "MultiLabelTextClassificationPipeline"
+    got = pipe(list(texts))
+    assert [sorted(d["label"] for d in row) for row in got] == [sorted(labels) for labels in expected]
+    assert any(expected) and len({tuple(x) for x in expected}) >= 1
+    for row in got:  # highest score first, every returned score at or above its label's threshold
+        scores = [d["score"] for d in row]
+        assert scores == sorted(scores, reverse=True)
+        assert all(d["score"] >= config["label_thresholds"][d["label"]] for d in row)
