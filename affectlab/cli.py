@@ -23,6 +23,8 @@ COMMANDS = {
     "build-dataset": ("affectlab.data:build_dataset_main", "build a registered dataset into Parquet + a dataset card"),
     "push": ("affectlab.push:main", "push a finished run folder to the Hub (the same path --push_to_hub takes)"),
     "leaderboard": ("affectlab.leaderboard:main", "leaderboard tables (CIs, ranks, significance) from result records"),
+    "export": ("affectlab.export:main", "export a trained classifier / NLI / regression model to ONNX (optionally int8)"),
+    "predict": ("affectlab.predict:main", "batch predictions for a file or dataset with a trained model"),
 }
 
 
