@@ -11,9 +11,11 @@
   on CUDA).
 * **Quality** lives in `affectlab.stats` (re-exported here): `classification_metrics`, percentile bootstrap
   CIs (`bootstrap_ci`), paired bootstrap CIs of differences (`bootstrap_diff_ci`) and `mcnemar`.
-* **Comparison**: `minmax_normalise`, `composite_scores` (default 30% accuracy, 30% macro-F1, 20% throughput,
-  20% latency; whether higher is better comes from `affectlab.registry`), `rank_table` and `pareto_front`
-  (max quality, min latency).
+* **Comparison**: `rank_table` ranks by quality by default (the primary metric; models whose 95% CIs overlap
+  are tied and ordered by speed: `quality_ranks`); the weighted composite (`minmax_normalise`,
+  `composite_scores`: default 30% accuracy, 30% macro-F1, 20% throughput, 20% latency; whether higher is
+  better comes from `affectlab.registry`) is computed beside it and is the ranking with `by="composite"`;
+  `pareto_front` (max quality, min latency).
 """
 
 from __future__ import annotations
@@ -310,14 +312,78 @@ def composite_scores(rows: Sequence[dict], weights: dict[str, float] | None = No
     return score
 
 
+RANK_BY = ("quality", "composite")
+
+
+def _ci_bounds(row: dict, key: str) -> tuple[float, float]:
+    """(low, high) of `row["ci"][key]` when the row has that CI, else the point value twice."""
+    ci = (row.get("ci") or {}).get(key) or {}
+    value = float(row[key])
+    return float(ci.get("ci_low", value)), float(ci.get("ci_high", value))
+
+
+def quality_ranks(rows: Sequence[dict], quality: str = "accuracy", higher: bool | None = None) -> list[int]:
+    """Rank by `quality` where overlapping 95% CIs tie: 1 + the number of rows whose CI lies entirely on the
+    better side of this row's CI (rows without a CI count as their point value)."""
+    from affectlab.registry import higher_is_better
+
+    higher = higher_is_better(quality) if higher is None else higher
+    bounds = [_ci_bounds(r, quality) for r in rows]
+    ranks = []
+    for lo, hi in bounds:
+        better = sum(1 for lo_j, hi_j in bounds if (lo_j > hi if higher else hi_j < lo))
+        ranks.append(1 + better)
+    return ranks
+
+
 def rank_table(rows: Sequence[dict], weights: dict[str, float] | None = None,
-               directions: dict[str, bool] | None = None) -> list[dict]:
-    """Rows with `composite` and `rank` (1 = best; ties share the better rank), best first."""
-    scores = composite_scores(rows, weights, directions)
-    out = [dict(r, composite=float(s)) for r, s in zip(rows, scores)]
-    out.sort(key=lambda r: -r["composite"])
+               directions: dict[str, bool] | None = None, by: str = "quality", quality: str = "accuracy",
+               speed: str = "latency_p50_ms") -> list[dict]:
+    """Rows best first, each with `rank` (the headline, by `by`), `quality_rank`, `composite` and
+    `composite_rank` (ties share the better rank).
+
+    * `by="quality"` (the headline): rank by the primary metric `quality`; rows whose 95% CIs
+      (`row["ci"][quality]`) overlap are tied (`quality_ranks`), and tied rows are ordered by `speed`
+      (faster first), then by quality.
+    * `by="composite"`: the weighted sum of min-max normalised criteria (`composite_scores`).
+
+    The composite is computed whenever every row has every weighted criterion (else it is None)."""
+    from affectlab.registry import higher_is_better
+
+    if by not in RANK_BY:
+        raise ValueError(f"rank_by must be one of {RANK_BY}, got {by!r}")
+    if not rows:
+        return []
+    directions = dict(directions or {})
+    weights = dict(weights or DEFAULT_WEIGHTS)
+    if by == "composite" or all(r.get(k) is not None for r in rows for k in weights):
+        scores = [float(s) for s in composite_scores(rows, weights, directions)]
+    else:
+        scores = [None] * len(rows)
+    out = [dict(r, composite=s) for r, s in zip(rows, scores)]
+    if scores[0] is not None:
+        for r in out:
+            r["composite_rank"] = 1 + sum(1 for o in out if o["composite"] > r["composite"] + 1e-12)
+    else:
+        for r in out:
+            r["composite_rank"] = None
+    higher_q = directions.get(quality, higher_is_better(quality))
+    for r, qr in zip(out, quality_ranks(out, quality, higher_q)):
+        r["quality_rank"] = qr
+    if by == "composite":
+        out.sort(key=lambda r: -r["composite"])
+        for r in out:
+            r["rank"] = r["composite_rank"]
+        return out
+    higher_s = directions.get(speed, higher_is_better(speed) if speed else True)
+
+    def speed_key(r):
+        v = r.get(speed) if speed else None
+        return float("inf") if v is None else (-v if higher_s else v)
+
+    out.sort(key=lambda r: (r["quality_rank"], speed_key(r), -r[quality] if higher_q else r[quality]))
     for r in out:
-        r["rank"] = 1 + sum(1 for o in out if o["composite"] > r["composite"] + 1e-12)
+        r["rank"] = r["quality_rank"]
     return out
 
 

@@ -16,8 +16,9 @@ not pushed, base model the Hub id, with per-example predictions, provenance and 
 skipped, so an interrupted sweep resumes. A dataset entry is a registered builder (`{name: sst2}`) or, with
 `source`, a Hub repo / Parquet folder whose columns are renamed to `text` / `labels`, e.g. `{name: imdb, source:
 stanfordnlp/imdb, label_column: label, eval_split: test}` (online only); `balanced: true` subsamples per class.
-Then, per dataset: a ranked table (min-max normalised weighted composite, directions from `affectlab.registry`),
-McNemar tests and paired bootstrap CIs of accuracy differences between every two models evaluated on the same
+Then, per dataset: a ranked table, by quality by default (`rank_by: quality`: accuracy; models whose 95% CIs
+overlap are tied and then ordered by p50 latency), with the min-max normalised weighted composite beside it
+(`rank_by: composite` makes it the ranking; directions from `affectlab.registry`), McNemar tests and paired bootstrap CIs of accuracy differences between every two models evaluated on the same
 rows, the Pareto front of accuracy vs p50 latency, `report_<dataset>.md` and PNG plots.
 """
 
@@ -57,6 +58,7 @@ DEFAULTS = {
                  "lora_dropout": 0.05},
     "speed": {},
     "weights": dict(B.DEFAULT_WEIGHTS),
+    "rank_by": "quality",            # headline ranking: quality (CI-overlap ties, then speed) or composite
     "speed_texts": 256,
 }
 
@@ -71,7 +73,7 @@ def load_config(argv=None) -> dict:
     p.add_argument("--config", help="benchmark recipe (YAML)")
     p.add_argument("--models", help="comma-separated registry names (overrides the recipe)")
     p.add_argument("--datasets", help="comma-separated dataset names (overrides the recipe)")
-    for key in ("output_dir", "results_location", "device", "dtype", "method", "model_registry"):
+    for key in ("output_dir", "results_location", "device", "dtype", "method", "model_registry", "rank_by"):
         p.add_argument(f"--{key}")
     for key in ("seed", "n_boot", "max_train_samples", "max_eval_samples"):
         p.add_argument(f"--{key}", type=int)
@@ -93,6 +95,8 @@ def load_config(argv=None) -> dict:
             value = [{"name": d.strip()} for d in value.split(",") if d.strip()]
         cfg[key] = value
     cfg["datasets"] = [{"name": d} if isinstance(d, str) else dict(d) for d in cfg["datasets"]]
+    if cfg["rank_by"] not in B.RANK_BY:
+        raise ArgumentError("rank_by", f"must be one of {list(B.RANK_BY)}, got {cfg['rank_by']!r}")
     return cfg
 
 
@@ -335,11 +339,13 @@ def run_pair(name: str, spec: dict, ds_cfg: dict, cfg: dict, device: str, pair_d
 # ---------------------------------------------------------------------------------------------------------
 # comparison and report
 # ---------------------------------------------------------------------------------------------------------
-def compare(summaries: list[dict], weights: dict, n_boot: int, seed: int) -> tuple[list[dict], list[dict], list[int]]:
-    """Ranked rows, pairwise McNemar + bootstrap accuracy-difference CIs, Pareto front (indices into summaries)."""
+def compare(summaries: list[dict], weights: dict, n_boot: int, seed: int,
+            rank_by: str = "quality") -> tuple[list[dict], list[dict], list[int]]:
+    """Ranked rows (headline `rank_by`: quality with CI-overlap ties ordered by latency, or composite), pairwise
+    McNemar + bootstrap accuracy-difference CIs, Pareto front (indices into summaries)."""
     import itertools
 
-    ranked = B.rank_table(summaries, weights)
+    ranked = B.rank_table(summaries, weights, by=rank_by, quality="accuracy", speed="latency_p50_ms")
     tests = []
     for a, b in itertools.combinations(ranked, 2):
         if a["eval_fingerprint"] != b["eval_fingerprint"]:
@@ -354,7 +360,7 @@ def compare(summaries: list[dict], weights: dict, n_boot: int, seed: int) -> tup
 
 def ranking_markdown(ranked: list[dict]) -> str:
     head = ("| rank | model | method | params | accuracy [95% CI] | macro-F1 [95% CI] | p50 / p90 / p99 ms (batch 1) "
-            "| p50 repeat runs ms | samples/s | tokens/s | TTFT p50 ms | peak RSS MB | train s | composite |")
+            "| p50 repeat runs ms | samples/s | tokens/s | TTFT p50 ms | peak RSS MB | train s | composite (rank) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in ranked:
         ci = r["ci"]
@@ -366,7 +372,7 @@ def ranking_markdown(ranked: list[dict]) -> str:
             f"{r['latency_p90_ms']:.2f} / {r['latency_p99_ms']:.2f} | "
             f"{', '.join(f'{x:.2f}' for x in r['latency_p50_runs_ms'])} ({100 * r['latency_p50_spread']:.1f}% apart) | "
             f"{r['throughput']:.1f} | {r['tokens_s']:.0f} | {ttft} | {r['peak_memory_mb']:.0f} | {r['train_time_s']:.1f} "
-            f"| {r['composite']:.3f} |")
+            f"| {r['composite']:.3f} ({r['composite_rank']}) |")
     return "\n".join(lines)
 
 
@@ -426,7 +432,8 @@ def write_plots(out_dir: Path, dataset: str, summaries: list[dict], front: list[
     return paths
 
 
-def write_report(out_dir: Path, dataset: str, ranked, tests, front, summaries, weights, device) -> Path:
+def write_report(out_dir: Path, dataset: str, ranked, tests, front, summaries, weights, device,
+                 rank_by: str = "quality") -> Path:
     plots = write_plots(out_dir, dataset, summaries, front)
     front_names = [summaries[i]["model"] for i in front]
     unstable = [f"{r['model']} ({100 * r['latency_p50_spread']:.1f}%)" for r in ranked
@@ -436,7 +443,10 @@ def write_report(out_dir: Path, dataset: str, ranked, tests, front, summaries, w
                  f"{', '.join(unstable)}; the machine was probably busy: rerun the speed part on a quiet machine.")
     text = "\n\n".join([
         f"# Sentiment benchmark: {dataset}",
-        f"Device: {device}. Composite = min-max normalised weighted sum, weights {weights}. Accuracy/F1 CIs: "
+        f"Device: {device}. " + (
+            "Ranked by accuracy: models whose 95% CIs overlap share a rank (tied) and are then ordered by p50 "
+            "latency (faster first); " if rank_by == "quality" else "Ranked by the composite; ") +
+        f"composite = min-max normalised weighted sum, weights {weights} (shown with its own rank). Accuracy/F1 CIs: "
         "95% percentile bootstrap over evaluation examples. Latency: batch 1, after warm-up, >= N iterations and "
         ">= T seconds; the speed measurement was repeated and each run's p50 is listed.",
         "## Ranking", ranking_markdown(ranked), f"Latency stability: {stability}",
@@ -447,6 +457,7 @@ def write_report(out_dir: Path, dataset: str, ranked, tests, front, summaries, w
     path = out_dir / f"report_{dataset}.md"
     atomic_write_text(path, text)
     atomic_write_json(out_dir / f"summary_{dataset}.json", {
+        "rank_by": rank_by,
         "ranking": [{k: v for k, v in r.items() if k not in ("y_true", "y_pred", "latency_samples_ms")} for r in ranked],
         "tests": tests, "pareto_front": front_names, "latency_unstable": unstable})
     return path
@@ -489,8 +500,9 @@ def main(argv: list[str] | None = None) -> dict:
             logger.info("running %s on %s (%s)", name, ds_cfg["name"], device)
             summaries.append(run_pair(name, spec, ds_cfg, cfg, device, pair_dir, pair_hash))
             ran.append((name, ds_cfg["name"]))
-        ranked, tests, front = compare(summaries, cfg["weights"], cfg["n_boot"], cfg["seed"])
-        reports.append(write_report(out_dir, ds_cfg["name"], ranked, tests, front, summaries, cfg["weights"], device))
+        ranked, tests, front = compare(summaries, cfg["weights"], cfg["n_boot"], cfg["seed"], cfg["rank_by"])
+        reports.append(write_report(out_dir, ds_cfg["name"], ranked, tests, front, summaries, cfg["weights"], device,
+                                    cfg["rank_by"]))
         rankings[ds_cfg["name"]] = ranked
         print(f"\n## {ds_cfg['name']}\n\n{ranking_markdown(ranked)}\n\n{tests_markdown(tests)}\n", flush=True)
     return {"ran": ran, "skipped": skipped, "reports": [str(p) for p in reports], "rankings": rankings}

@@ -64,12 +64,40 @@ def test_composite_ranking_by_hand():
     scores = B.composite_scores(rows)
     # A: .3*1 + .3*1 + .2*0 + .2*(10/15); B: 0 + .3*.5 + .2*1 + .2*1; C: .3*.5 + 0 + .2*.5 + 0
     assert scores == pytest.approx([0.3 + 0.3 + 0.2 * 2 / 3, 0.15 + 0.4, 0.25])
-    table = B.rank_table(rows)
+    table = B.rank_table(rows, by="composite")
     assert [r["model"] for r in table] == ["A", "B", "C"] and [r["rank"] for r in table] == [1, 2, 3]
-    assert [r["model"] for r in B.rank_table(rows, weights={"latency_p50_ms": 1})] == ["B", "A", "C"]
+    assert [r["model"] for r in B.rank_table(rows, weights={"latency_p50_ms": 1}, by="composite")] == ["B", "A", "C"]
+    # the headline ranking is by quality (no CIs here: every accuracy differs), the composite stays beside it
+    headline = B.rank_table(rows)
+    assert [r["model"] for r in headline] == ["A", "C", "B"] and [r["rank"] for r in headline] == [1, 2, 3]
+    assert [r["composite_rank"] for r in headline] == [1, 3, 2]
+    with pytest.raises(ValueError, match="rank_by"):
+        B.rank_table(rows, by="speed")
     assert list(B.minmax_normalise([3, 3])) == [1.0, 1.0]
     with pytest.raises(KeyError, match="throughput"):
         B.composite_scores([{"accuracy": 1, "macro_f1": 1, "latency_p50_ms": 1}])
+
+
+def test_quality_headline_ties_overlapping_cis_then_orders_by_speed():
+    """The sentiment benchmark's case: a near-chance but very fast model topped the composite; by quality it is
+    last, and models whose CIs overlap share a rank and are ordered by latency."""
+    def row(model, acc, lo, hi, p50, thr):
+        return {"model": model, "accuracy": acc, "macro_f1": acc, "latency_p50_ms": p50, "throughput": thr,
+                "ci": {"accuracy": {"value": acc, "ci_low": lo, "ci_high": hi}}}
+
+    rows = [row("tiny-gpt2", 0.515, 0.48, 0.55, 0.4, 30000.0), row("minilm", 0.9117, 0.9044, 0.9183, 6.0, 198.5),
+            row("tiny-bert", 0.8472, 0.8387, 0.8558, 3.0, 1000.0), row("minilm-lora", 0.9080, 0.9000, 0.9150, 5.0, 200.0)]
+    speedy = {"accuracy": 0.2, "throughput": 0.4, "latency_p50_ms": 0.4}
+    assert B.rank_table(rows, speedy, by="composite")[0]["model"] == "tiny-gpt2"  # what a composite headline says
+    ranked = B.rank_table(rows, speedy)
+    assert [r["model"] for r in ranked] == ["minilm-lora", "minilm", "tiny-bert", "tiny-gpt2"]
+    assert [r["rank"] for r in ranked] == [1, 1, 3, 4]  # the two MiniLMs overlap: tied, the faster first
+    assert B.quality_ranks(rows) == [4, 1, 3, 1]
+    assert ranked[-1]["composite_rank"] == 1
+    # lower-is-better quality metrics rank the other way round
+    mae = [{"model": m, "mae": v, "ci": {"mae": {"ci_low": v - 0.01, "ci_high": v + 0.01}}} for m, v in
+           (("a", 0.5), ("b", 0.2), ("c", 0.205))]
+    assert [r["model"] for r in B.rank_table(mae, quality="mae", speed=None)] == ["b", "c", "a"]
 
 
 def test_pareto_front():

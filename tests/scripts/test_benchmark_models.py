@@ -82,7 +82,16 @@ def test_report_ranking_and_plots(first_run):
     assert [u.split(" ")[0] for u in summary["latency_unstable"]] == unstable
     assert ("UNSTABLE" in report) == bool(unstable)
     assert [r["rank"] for r in ranking] == sorted(r["rank"] for r in ranking)
-    assert ranking[0]["composite"] >= ranking[1]["composite"]
+    # the headline is by quality (overlapping CIs tie, then the faster first); the composite stays beside it
+    assert summary["rank_by"] == "quality"
+    assert [r["quality_rank"] for r in ranking] == [r["rank"] for r in ranking]
+    first, second = ranking[0], ranking[1]
+    if first["rank"] == second["rank"]:
+        assert first["latency_p50_ms"] <= second["latency_p50_ms"]
+    else:
+        assert first["ci"]["accuracy"]["ci_low"] > second["ci"]["accuracy"]["ci_high"]
+    assert sorted(r["composite_rank"] for r in ranking) == [1, 2] and all(r["composite"] is not None for r in ranking)
+    assert "composite (rank)" in report and "Ranked by accuracy" in report
     test = summary["tests"][0]
     pairs = {r["model"]: r for r in res["rankings"]["sst2"]}
     a, b = pairs[test["model_a"]], pairs[test["model_b"]]
