@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,7 +262,11 @@ def with_retries(fn, *, what: str, retries: int = 3, backoff: float = 1.0, token
         except Exception as exc:  # noqa: BLE001 - classified below
             if _is_auth_error(exc) or not _is_transient(exc) or attempt >= retries:
                 raise _mapped(exc, what, token, on_fail, attempt + 1) from None
-            time.sleep(backoff * (2 ** attempt))
+            delay = backoff * (2 ** attempt)
+            detail = redact(f"{type(exc).__name__}: {exc}".splitlines()[0], token)[:160]
+            print(f"{what}: attempt {attempt + 1} of {retries + 1} failed ({detail}); retrying in {delay:.0f}s",
+                  file=sys.stderr, flush=True)
+            time.sleep(delay)
             attempt += 1
 
 
@@ -316,7 +321,9 @@ def push_run(run_dir: str | os.PathLike, repo_id: str, *, token: str | None = No
 
     Only the allow-listed files go (see `files_to_push`); the list is checked for the token first."""
     from huggingface_hub import HfApi
+    from huggingface_hub.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # our retries say one line per attempt; the client's own retry logs are noise
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
         raise HubError(f"{run_dir} is not a folder")

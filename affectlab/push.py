@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,5 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     except HubError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    index = Path(args.run_dir) / "result_records.json"
+    if index.is_file():  # the run's local result records now name the pushed model and revision
+        from affectlab.results import attach_revision
+
+        from affectlab.io import atomic_write_json
+
+        moved = attach_revision(json.loads(index.read_text(encoding="utf-8"))["records"], result.repo_id, result.revision)
+        atomic_write_json(index, {"records": moved})
     print(json.dumps({"repo_id": result.repo_id, "revision": result.revision, "url": result.url}), flush=True)
     return 0

@@ -143,6 +143,34 @@ def result_record(*, model_repo: str, revision: str | None, task: str, dataset: 
     }
 
 
+def attach_revision(paths, repo_id: str, revision: str) -> list[str]:
+    """Name the pushed model in this run's own local records (written before the push under a local id):
+    each record gets the repo id and revision and moves to `<org>/<model>/` beside the model's other results.
+    Returns the new paths."""
+    from affectlab.io import atomic_write_text
+
+    moved = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["model"]["repo_id"], record["model"]["revision"] = repo_id, revision
+        root = path.parent.parent.parent
+        target = root / result_path(record)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target != path:
+            target = target.with_name(target.stem + f"-{revision[:8]}.json")
+        atomic_write_text(target, json.dumps(record, indent=1, sort_keys=True) + "\n")
+        if target != path:
+            path.unlink()
+            try:
+                path.parent.rmdir()
+            except OSError:
+                pass
+        moved.append(str(target))
+    return moved
+
+
 def _plain(values) -> list:
     import numpy as np
 

@@ -202,32 +202,59 @@ def finish_run(task, data, fit, evaluations, push_wanted: bool) -> RunResult:
         if text:
             print(text, end="", flush=True)
         result.results, result.eval_results = payload["results"], payload
-        result.pushed = publish(task, output_dir, push_wanted)
-        if task.args.save_results:
-            result.records = write_records(task, data, evaluations, payload, result.pushed)
+        result.records, result.pushed = record_and_publish(task, data, evaluations, payload, push_wanted)
     _barrier(trainer)
     return result
 
 
-def publish(task, output_dir: Path, push_wanted: bool):
-    """Push the finished run folder once (affectlab.hub.push_run) with the token taken from the arguments."""
+RECORDS_INDEX = "result_records.json"  # where this run's local result records are (never pushed)
+
+
+def record_and_publish(task, data, evaluations, payload: dict, push_wanted: bool):
+    """Result records first (a local folder: before the push, so a failed push loses nothing), then the push;
+    a successful push adds the pushed repo id and revision to the local records. Records for a results
+    dataset on the Hub are written after the push, naming the pushed revision. A failed push exits
+    non-zero with one line ending in the command that pushes the run later."""
     import sys
 
-    from affectlab.hub import HubAuthError, HubError, push_run
+    from affectlab.hub import HubAuthError, HubError
+    from affectlab.io import atomic_write_json
+    from affectlab.results import HF_RESULTS_PREFIX, attach_revision, default_results_location
 
-    if not push_wanted:
-        return None
+    output_dir = Path(task.training_args.output_dir)
+    location = str(task.args.results_location or default_results_location())
+    local = not location.startswith(HF_RESULTS_PREFIX)
+    records, pushed, failure = [], None, None
+    if task.args.save_results and local:
+        records = write_records(task, data, evaluations, payload, None)
+        atomic_write_json(output_dir / RECORDS_INDEX, {"records": [str(Path(p).resolve()) for p in records]})
+    if push_wanted:
+        try:
+            pushed = publish(task, output_dir)
+        except HubError as err:
+            failure = err
+    if pushed is not None and records:
+        records = attach_revision(records, pushed.repo_id, pushed.revision)
+        atomic_write_json(output_dir / RECORDS_INDEX, {"records": records})
+    if task.args.save_results and not local:
+        records = write_records(task, data, evaluations, payload, pushed)
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr, flush=True)
+        sys.exit(2 if isinstance(failure, HubAuthError) else 1)
+    return records, pushed
+
+
+def publish(task, output_dir: Path):
+    """Push the finished run folder once (affectlab.hub.push_run) with the token taken from the arguments."""
+    from affectlab.hub import push_run
+
     training_args = task.training_args
     repo_id = training_args.hub_model_id or output_dir.name
-    try:
-        extra = [g.strip() for g in (getattr(task.args, "push_extra", None) or "").split(",") if g.strip()]
-        pushed = push_run(output_dir, repo_id, token=getattr(task, "push_token", None), extra=extra,
-                          predictions=bool(getattr(task.args, "push_predictions", False)),
-                          private=bool(getattr(training_args, "hub_private_repo", False)),
-                          commit_message=f"affectlab: {output_dir.name}")
-    except HubError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2 if isinstance(err, HubAuthError) else 1)
+    extra = [g.strip() for g in (getattr(task.args, "push_extra", None) or "").split(",") if g.strip()]
+    pushed = push_run(output_dir, repo_id, token=getattr(task, "push_token", None), extra=extra,
+                      predictions=bool(getattr(task.args, "push_predictions", False)),
+                      private=bool(getattr(training_args, "hub_private_repo", False)),
+                      commit_message=f"affectlab: {output_dir.name}")
     print(f"pushed {pushed.repo_id}@{pushed.revision}", flush=True)
     return pushed
 
