@@ -86,6 +86,21 @@ def training_curve(log_history: list[dict], metric: str | None = None) -> list[d
     return [rows[k] for k in sorted(rows) if len(rows[k]) > 2]
 
 
+# From least to most restrictive; a model trained on several sources carries the most restrictive licence
+# among its data and base model (unknown / custom terms are "other", the most restrictive).
+LICENSE_ORDER = ("mit", "apache-2.0", "bsd-3-clause", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0",
+                 "gemma", "other")
+BASE_MODEL_LICENSES = {"sentence-transformers/all-MiniLM-L6-v2": "apache-2.0"}
+
+
+def most_restrictive_license(licenses) -> str:
+    """The most restrictive of `licenses` (None entries ignored; unknown ids count as "other")."""
+    known = [lic if lic in LICENSE_ORDER else "other" for lic in licenses if lic]
+    if not known:
+        return "other"
+    return max(known, key=LICENSE_ORDER.index)
+
+
 def framework_versions() -> dict[str, str]:
     from affectlab.results import library_versions
 
@@ -121,8 +136,10 @@ def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args,
         task_display=task.task_display,
     )
     variables.update(context or {})
+    sources = [info, *getattr(info, "components", [])]
+    licence = most_restrictive_license([*(d.license for d in sources), BASE_MODEL_LICENSES.get(base_hub)])
+    datasets = list(dict.fromkeys(d.hub_id for d in sources if d.hub_id))
     return render_model_card(
         task.args.card_template or task.card_template, model_name=Path(training_args.output_dir).name,
-        base_model=base_hub, datasets=[info.hub_id] if info.hub_id else [], eval_results=evals,
-        pipeline_tag=task.pipeline_tag, tags=list(task.tags), license=info.license or "apache-2.0",
-        language=info.languages or None, **variables)
+        base_model=base_hub, datasets=datasets, eval_results=evals, pipeline_tag=task.pipeline_tag,
+        tags=list(task.tags), license=licence, language=info.languages or None, **variables)

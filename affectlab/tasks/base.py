@@ -37,6 +37,7 @@ class DatasetInfo:
     citation: str | None = None
     synthetic: bool = False
     redistributable: bool = True                # False: never push rows or per-example predictions (ReDSM5)
+    components: list = field(default_factory=list)   # DatasetInfo of the other sources of a training mixture
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -155,9 +156,11 @@ class Task:
                           gradient_checkpointing=bool(self.training_args.gradient_checkpointing))
 
     def fit(self, data: TaskData) -> FitResult:
+        from affectlab.checkpointing import attach
+
         model, tokenizer = self.build_model(data)
         model = self.wrap_peft(model)
-        trainer = self.build_trainer(model, tokenizer, data)
+        trainer = attach(self.build_trainer(model, tokenizer, data))   # atomic checkpoints, exact resumes
         result = trainer.train(resume_from_checkpoint=self.training_args.resume_from_checkpoint)
         return FitResult(trainer=trainer, train_metrics=dict(result.metrics), train_rows=len(trainer.train_dataset))
 

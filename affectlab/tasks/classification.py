@@ -96,6 +96,7 @@ class ClassifierTask(Task):
             raise ArgumentError("dataset_name", f"{args.dataset_name!r} has no validation split (needed for early "
                                                 "stopping and thresholds)")
         info = dataset_info(args.dataset_name, args.dataset_config)
+        info.components = [dataset_info(name) for name in (args.mixture or {}) if name != args.dataset_name]
         self.task_display = "Multi-label emotion classification" if multi_label else "Text classification"
         self.record_task = "emotion-multilabel" if multi_label else "text-classification"
         return TaskData(train=train, eval=eval_splits, info=info,

@@ -63,6 +63,17 @@ def test_card_parses_with_model_index_and_shared_sections(tiny_run):
                     "## Training data and split protocol", "### Framework versions"):
         assert section in card.text, section
     assert "transformers" in card.text and card.data.datasets == ["google-research-datasets/go_emotions"]
+    assert card.data.license == "cc-by-4.0" and card.data.language == ["en"]  # GoEmotions' licence, not a default
+    assert "Not available here, so no number on this card comes from it: test (official" in card.text
+
+
+def test_most_restrictive_licence_wins():
+    from affectlab.cards import most_restrictive_license
+
+    assert most_restrictive_license(["apache-2.0", "cc-by-4.0"]) == "cc-by-4.0"
+    assert most_restrictive_license(["cc-by-4.0", "cc-by-sa-4.0", "apache-2.0"]) == "cc-by-sa-4.0"
+    assert most_restrictive_license(["cc-by-4.0", "some-custom-terms"]) == "other"
+    assert most_restrictive_license([None, None]) == "other"
 
 
 def test_one_result_record_per_split_without_text(tiny_run):
