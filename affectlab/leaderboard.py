@@ -1,7 +1,7 @@
-"""Per-task leaderboard tables from a results folder or a results dataset repo (`hf://datasets/<org>/<name>`).
+"""Leaderboard tables from a results folder or a results dataset repo (`hf://datasets/<org>/<name>`).
 
     affectlab leaderboard --results results/ --out leaderboard_out [--n-boot 1000] [--hub-url URL]
-    (or `python scripts/leaderboard.py ...`; `leaderboard/app.py` serves the same tables)
+    (or `python scripts/leaderboard.py ...`; `leaderboard/app.py` serves the same tables as a Space)
 
 Records of every task family are accepted (`affectlab.results`): class ids or 0/1 rows (classification,
 multi-label), values (regression: pearson, r2, mae, ...) or per-example `scores` (span QA, LLM answers: the
@@ -14,23 +14,92 @@ percentile bootstrap over the examples (`affectlab.stats.bootstrap`); the group 
 other row of its group is tested with a paired bootstrap on the same resamples: `p_vs_leader` is the share of
 resamples where the leader is not better, `significant` when it is below 0.05. Whether higher is better comes
 from `affectlab.registry`. Models named `local/<name>` (never pushed) are shown without a Hub link.
+
+Every row also carries what a reader needs to cite it: the task family tab (`FAMILIES`: emotions, sentiment,
+criterion matching, evidence spans, persona regression, LLM SFT), model metadata (base model, parameters
+where known, method, hardware, date, revision), the protocol (split, threshold policy, number of seeds) and
+speed where it was measured (the sentiment benchmark's `benchmark.speed` section, or a flat `speed` dict).
+`per_label_scores` gives the per-label F1 (or per-dimension r) with CIs of one record; `validate_record` checks
+a submitted record and `submit_record` opens a pull request with it on the results dataset.
 Writes `leaderboard.csv` (all tasks), `leaderboard.md` and a static `leaderboard.html`.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import html
+import json
 import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 COLUMNS = ["task", "dataset", "split", "group", "rank", "model", "revision", "metric", "value", "ci_low", "ci_high",
            "n", "margin_to_leader", "p_vs_leader", "significant", "family", "method", "base_model", "rows", "date",
-           "path"]
+           "path", "tab", "dataset_config", "revision_full", "fingerprint", "params", "hardware", "seed", "seeds",
+           "threshold_policy", "multi_label", "latency_p50_ms", "latency_p99_ms", "throughput", "tokens_s",
+           "ttft_p50_ms", "peak_memory_mb"]
+SPEED_COLUMNS = ["latency_p50_ms", "latency_p99_ms", "throughput", "tokens_s", "ttft_p50_ms", "peak_memory_mb"]
 LOCAL_PREFIX = "local/"
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Family:
+    """One leaderboard tab: which records it holds and what its protocol is."""
+
+    key: str
+    title: str
+    families: tuple[str, ...]     # `task.family` values of the records it holds
+    summary: str                  # one line under the tab's title
+    protocol: str                 # the About tab's paragraph
+
+
+FAMILIES: list[Family] = [
+    Family("emotions", "Emotions", ("classifier",),
+           "Multi-label emotion classification (GoEmotions, SemEval-2018 E-c in the GoEmotions taxonomy).",
+           "Fine-tuned encoders, one sigmoid per label (BCE / ASL losses). Primary metric: **macro F1 over the "
+           "labels**. Multi-label runs early-stop on validation macro F1 and tune **one threshold per label on "
+           "the validation split only**; test numbers therefore use thresholds never fitted on test, while "
+           "validation numbers are optimistic (the records say `macro_f1_at_global_threshold` beside it). "
+           "Single-label runs predict the argmax."),
+    Family("sentiment", "Sentiment", ("classifier",),
+           "Single-label sentiment (SST-2) and the sentiment benchmark of many base models, with speed.",
+           "Primary metric: accuracy (the benchmark) or macro F1 (classifier runs), argmax over the classes. "
+           "The benchmark (`affectlab benchmark`) fine-tunes every model on the same training rows and "
+           "measures batch-1 latency (warm-up, then at least N calls and T seconds, repeated; p50 / p99) and "
+           "throughput at a fixed batch. Its headline ranking is by **quality**: models whose 95% CIs overlap "
+           "are tied and ordered by speed; the weighted composite is an option, never the headline."),
+    Family("criterion-matching", "Criterion matching", ("nli",),
+           "DSM-5 criterion matching on ReDSM5: does a Reddit post show a depression criterion (NLI pairs)?",
+           "Every post is paired with the nine criterion descriptions (binary: present / absent); splits are "
+           "by post, so no post is in two splits. Primary metric: **macro F1** (argmax). With k-fold CV the "
+           "validation record carries the pooled out-of-fold predictions (every non-test pair once); the test "
+           "split is the fixed test posts."),
+    Family("evidence-spans", "Evidence spans", ("span-qa",),
+           "Evidence-span extraction on ReDSM5 as extractive QA (criterion description, post) -> sentences.",
+           "SQuAD v2 conventions: per-example **F1** and exact match (percent), posts without evidence are "
+           "no-answer examples; the metric is the mean of the per-example scores, and its CI resamples the "
+           "examples. Sentence-level evidence precision / recall / F1 are reported beside it."),
+    Family("persona-regression", "Persona regression", ("regression",),
+           "Emotion-dimension regression (EmoBank valence / arousal / dominance), persona-conditioned.",
+           "One output per dimension; persona modes `non_personalized`, `persona_token`, `personalized_desc`; "
+           "split protocols `predefined`, `random` (grouped by text), `lolo`, `lopo`. Primary metric: **macro "
+           "Pearson r** over the dimensions (recomputed from the stored predictions); MAE / RMSE / R2 / ECE "
+           "beside it."),
+    Family("llm-sft", "LLM SFT", ("sft",),
+           "Causal LMs fine-tuned (TRL SFTTrainer) to answer emotion intensities as JSON.",
+           "Greedy answers to the same prompts are parsed and scored. Primary metric: **usable rate**, the share "
+           "of prompts whose answer gives a number for every dimension (defined for every model, so every run "
+           "ranks); the regression metrics are computed on the usable answers only and read with it."),
+]
+FAMILY_BY_KEY = {f.key: f for f in FAMILIES}
+OTHER = Family("other", "Other", (), "Results of task families without a tab of their own.", "")
+_SENTIMENT = re.compile(r"sentiment|sst|polarity|imdb|yelp", re.I)
 
 
 def is_local_model(model: str) -> bool:
@@ -45,6 +114,11 @@ def model_url(model: str, revision: str | None, hub_url: str = "https://huggingf
     return f"{hub_url.rstrip('/')}/{model}" + (f"/tree/{revision}" if revision else "")
 
 
+def hub_model_id(name: str | None) -> bool:
+    """Whether `name` looks like a Hub model id (`org/name`), not a local path or a `local/` model."""
+    return bool(name) and not is_local_model(name) and re.fullmatch(r"[\w.-]+/[\w.-]+", str(name)) is not None
+
+
 def rows_label(fingerprint: str | None, n: int) -> str:
     """Short name of a set of evaluated rows: `sha256:<first 10 hex>… (<n> rows)`."""
     if not fingerprint:
@@ -53,11 +127,131 @@ def rows_label(fingerprint: str | None, n: int) -> str:
     return f"{algo}:{rest.split(':')[0][:10]}… ({n} rows)"
 
 
+# ---------------------------------------------------------------------------------------------------------
+# what a row says beside its metric
+# ---------------------------------------------------------------------------------------------------------
+def family_tab(record: dict) -> str:
+    """The `FAMILIES` key of a record's tab: by `task.family` (classifier: sentiment or emotions by the task /
+    dataset name), else by the task's name and type."""
+    task = record.get("task") or {}
+    family, name, kind = task.get("family"), str(task.get("name") or "").lower(), str(task.get("type") or "")
+    sentiment = bool(_SENTIMENT.search(f"{name} {(record.get('dataset') or {}).get('name', '')}"))
+    if family == "classifier":
+        return "sentiment" if sentiment else "emotions"
+    for fam in FAMILIES:
+        if family in fam.families:
+            return fam.key
+    if "criterion" in name or "nli" in name:
+        return "criterion-matching"
+    if kind == "question-answering" or "span" in name or "evidence" in name:
+        return "evidence-spans"
+    if kind == "text-generation" or "llm" in name:
+        return "llm-sft"
+    if "regression" in name or "regression" in kind:
+        return "persona-regression"
+    if kind == "text-classification":
+        return "sentiment" if sentiment else "emotions"
+    return OTHER.key
+
+
+def _multi_label(record: dict) -> bool:
+    y = (record.get("predictions") or {}).get("y_true")
+    if not y or not isinstance(y[0], list):
+        return False
+    return all(v in (0, 1) for row in y[:50] for v in row)
+
+
+def threshold_policy(record: dict) -> str:
+    """How predictions were made from scores: a record's `protocol.threshold_policy`, else what its family and
+    metrics say (per-label thresholds tuned on validation, argmax, not applicable)."""
+    explicit = (record.get("protocol") or {}).get("threshold_policy")
+    if explicit:
+        return str(explicit)
+    preds = record.get("predictions") or {}
+    if preds.get("y_true") is None:
+        return "n/a (scored answers)"
+    if _multi_label(record):
+        if "macro_f1_at_global_threshold" in (record.get("metrics") or {}):
+            tuned = "per-label, tuned on validation"
+            return tuned + (" (optimistic on this split)" if record["dataset"]["split"] == "validation" else "")
+        return "global threshold"
+    t = preds["y_true"]
+    if t and isinstance(t[0], list) or any(isinstance(v, float) and not float(v).is_integer() for v in t[:50]):
+        return "n/a (regression)"
+    return "argmax"
+
+
+def params_of(record: dict) -> int | None:
+    """Parameter count where a record knows it (`model.params`, the benchmark's `params`)."""
+    for value in ((record.get("model") or {}).get("params"), (record.get("model") or {}).get("num_parameters"),
+                  (record.get("benchmark") or {}).get("params")):
+        if isinstance(value, (int, float)) and value > 0:
+            return int(value)
+    return None
+
+
+def hardware_label(record: dict) -> str:
+    """`1× H100 80GB` (the first GPU's name, short) / `CPU ×16` (+ the benchmark's dtype when not float32)."""
+    hw = record.get("hardware") or {}
+    bench = record.get("benchmark") or {}
+    gpus = hw.get("gpus") or []
+    if gpus and bench.get("device", "cuda") == "cuda":
+        name = re.sub(r"^(NVIDIA|AMD)\s+|GeForce\s+", "", str(gpus[0])).split()
+        label = f"{len(gpus)}× {' '.join(name[:2])}"
+    elif bench.get("device") == "mps":
+        label = "Apple MPS"
+    else:
+        label = f"CPU ×{hw['cpu_count']}" if hw.get("cpu_count") else "CPU"
+    if bench.get("dtype") and bench["dtype"] not in ("float32", "fp32"):
+        label += f" ({bench['dtype']})"
+    return label
+
+
+def speed_of(record: dict) -> dict[str, float]:
+    """Speed measured for a record: a flat `speed` dict with the `SPEED_COLUMNS` keys, or the sentiment
+    benchmark's `benchmark.speed` (first latency run's p50/p99, throughput, TTFT, peak memory)."""
+    out: dict[str, float] = {}
+    flat = record.get("speed") or {}
+    for key in SPEED_COLUMNS:
+        if isinstance(flat.get(key), (int, float)):
+            out[key] = float(flat[key])
+    speed = (record.get("benchmark") or {}).get("speed") or {}
+    runs = speed.get("latency_runs") or []
+    if runs:
+        out.setdefault("latency_p50_ms", float(runs[0]["p50_ms"]))
+        if "p99_ms" in runs[0]:
+            out.setdefault("latency_p99_ms", float(runs[0]["p99_ms"]))
+    thr = speed.get("throughput") or {}
+    if "samples_s" in thr:
+        out.setdefault("throughput", float(thr["samples_s"]))
+    if "tokens_s" in thr:
+        out.setdefault("tokens_s", float(thr["tokens_s"]))
+    if (speed.get("ttft") or {}).get("p50_ms") is not None:
+        out.setdefault("ttft_p50_ms", float(speed["ttft"]["p50_ms"]))
+    mem = speed.get("memory") or {}
+    peak = mem.get("cuda_max_allocated_mb") or mem.get("peak_rss_mb")
+    if peak:
+        out.setdefault("peak_memory_mb", float(peak))
+    return out
+
+
+def _seed_counts(records: list[dict]) -> dict[tuple, set]:
+    """Distinct seeds per (task, dataset, split, model, revision, fingerprint) over every record."""
+    seeds: dict[tuple, set] = {}
+    for r in records:
+        seeds.setdefault(_key(r), set()).add(r.get("seed"))
+    return seeds
+
+
+def _key(r: dict) -> tuple:
+    return (r["task"]["name"], r["dataset"]["name"], r["dataset"]["split"], r["model"]["repo_id"],
+            r["model"].get("revision"), r["dataset"].get("fingerprint"))
+
+
 def _latest(records: list[dict]) -> dict[tuple, dict]:
     latest: dict[tuple, dict] = {}
     for r in records:
-        key = (r["task"]["name"], r["dataset"]["name"], r["dataset"]["split"], r["model"]["repo_id"],
-               r["model"].get("revision"), r["dataset"].get("fingerprint"))
+        key = _key(r)
         if key not in latest or r["date"] > latest[key]["date"]:
             latest[key] = r
     return latest
@@ -80,7 +274,7 @@ def _rank_group(rows: list[dict], metrics: list, higher: bool, n_boot: int, seed
     return out
 
 
-def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: float = 0.05):
+def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: float = ALPHA):
     """One pandas DataFrame per (task, dataset, split): group 1 ranked first, other sets of rows after it."""
     import pandas as pd
 
@@ -90,6 +284,7 @@ def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: 
     groups: dict[tuple, list[dict]] = {}
     for key, r in _latest(records).items():
         groups.setdefault(key[:3], []).append(r)
+    seeds = _seed_counts(records)
     tables = {}
     for (task, dataset, split), rs in sorted(groups.items()):
         metric = rs[0]["task"]["primary_metric"]
@@ -105,11 +300,18 @@ def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: 
                 raise ValueError(f"{r.get('_path')}: stored {metric}={stored} but predictions give {m.value}")
             ci = bootstrap(m, n_boot, seed, alpha)
             fp = r["dataset"].get("fingerprint")
+            speed = speed_of(r)
             row = {"task": task, "dataset": dataset, "split": split, "model": r["model"]["repo_id"],
                    "revision": (r["model"].get("revision") or "")[:12], "metric": metric, "value": m.value,
                    "ci_low": ci.ci_low, "ci_high": ci.ci_high, "n": m.n, "family": r["task"].get("family"),
                    "method": r["model"].get("method"), "base_model": r["model"].get("base_model"),
-                   "rows": rows_label(fp, m.n), "date": r["date"], "path": r.get("_path"), "_fp": fp}
+                   "rows": rows_label(fp, m.n), "date": r["date"], "path": r.get("_path"), "_fp": fp,
+                   "tab": family_tab(r), "dataset_config": r["dataset"].get("config"),
+                   "revision_full": r["model"].get("revision") or "", "fingerprint": fp, "params": params_of(r),
+                   "hardware": hardware_label(r), "seed": r.get("seed"),
+                   "seeds": len({s for s in seeds.get(_key(r), {r.get("seed")}) if s is not None}) or None,
+                   "threshold_policy": threshold_policy(r), "multi_label": _multi_label(r),
+                   **{k: speed.get(k) for k in SPEED_COLUMNS}}
             # rows without a fingerprint cannot be shown to be the same rows as any other: each stands alone
             by_rows.setdefault(fp or ("unknown", r.get("_path"), row["model"]), []).append((row, m))
         best = (lambda vals: max(vals)) if higher else (lambda vals: -min(vals))
@@ -118,8 +320,259 @@ def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: 
         for number, members in enumerate(ordered, 1):
             ranked = _rank_group([row for row, _ in members], [m for _, m in members], higher, n_boot, seed, alpha)
             out += [dict(row, group=number) for row in ranked]
-        tables[(task, dataset, split)] = pd.DataFrame(out).drop(columns=["_fp"])[COLUMNS]
+        frame = pd.DataFrame(out).drop(columns=["_fp"])[COLUMNS]
+        frame["params"] = frame["params"].astype("object")
+        frame["seeds"] = frame["seeds"].astype("object")
+        tables[(task, dataset, split)] = frame
     return tables
+
+
+def tables_by_tab(tables) -> dict[str, list[tuple]]:
+    """Table keys per `FAMILIES` tab (in `FAMILIES` order; `other` last when present)."""
+    out: dict[str, list[tuple]] = {f.key: [] for f in FAMILIES}
+    for key, df in tables.items():
+        tab = df["tab"].mode().iloc[0] if len(df) else OTHER.key
+        out.setdefault(tab, []).append(key)
+    return out
+
+
+def pareto_indices(quality, cost, higher_quality: bool = True, lower_cost: bool = True) -> list[int]:
+    """Indices of the rows no other row beats on both quality and cost (rows without a cost are left out),
+    ordered by cost (`affectlab.benchmark.pareto_front`)."""
+    from affectlab.benchmark import pareto_front
+
+    keep = [i for i, c in enumerate(cost) if c is not None and not (isinstance(c, float) and np.isnan(c))]
+    q = [quality[i] if higher_quality else -quality[i] for i in keep]
+    c = [cost[i] if lower_cost else -cost[i] for i in keep]
+    return [keep[j] for j in pareto_front(q, c)]
+
+
+def per_label_scores(record: dict, n_boot: int = 1000, seed: int = 0, alpha: float = ALPHA):
+    """Per-label scores of one record with 95% bootstrap CIs, best first (a DataFrame: label, metric, value,
+    ci_low, ci_high, support), or None when the record has no labels to break down. Multi-label 0/1 rows:
+    the F1 of each label's column; class ids: each class one-vs-rest F1; rows of regression values: the
+    Pearson r of each dimension."""
+    import pandas as pd
+
+    from affectlab.stats import bootstrap, from_predictions
+
+    preds = record.get("predictions") or {}
+    if preds.get("y_true") is None:
+        return None
+    t, p = np.asarray(preds["y_true"]), np.asarray(preds["y_pred"])
+    names = list((record.get("task") or {}).get("label_names") or [])
+    if t.ndim == 2 and _multi_label(record):
+        columns = [(j, "f1", t[:, j].astype(int), p[:, j].astype(int)) for j in range(t.shape[1])]
+        metric = "f1_present"
+    elif t.ndim == 2:
+        columns = [(j, "pearson", t[:, j], p[:, j]) for j in range(t.shape[1])]
+        metric = "pearson"
+    elif names and np.issubdtype(t.dtype, np.integer):
+        columns = [(j, "f1", (t == j).astype(int), (p == j).astype(int)) for j in range(len(names))]
+        metric = "f1_present"
+    else:
+        return None
+    rows = []
+    for j, shown, tj, pj in columns:
+        m = from_predictions(metric, tj, pj)
+        ci = bootstrap(m, n_boot, seed, alpha)
+        support = int(tj.sum()) if metric == "f1_present" else len(tj)
+        rows.append({"label": names[j] if j < len(names) else str(j), "metric": shown, "value": m.value,
+                     "ci_low": ci.ci_low, "ci_high": ci.ci_high, "support": support})
+    return pd.DataFrame(rows).sort_values("value", ascending=False, kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# submissions
+# ---------------------------------------------------------------------------------------------------------
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_FINGERPRINT = re.compile(r"^sha256:([0-9a-f]{64}):(\d+)$")
+_TOKEN = re.compile(r"hf_[A-Za-z0-9]{20,}")
+MAX_SUBMISSION_BYTES = 50 * 2**20
+
+
+def known_fingerprints(records: list[dict]) -> dict[tuple[str, str, str], set[str]]:
+    """The evaluated rows of each (task, dataset, split) on the board: {(task, dataset, split): {fingerprint}}."""
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for r in records:
+        fp = r["dataset"].get("fingerprint")
+        if fp:
+            out.setdefault((r["task"]["name"], r["dataset"]["name"], r["dataset"]["split"]), set()).add(fp)
+    return out
+
+
+def parse_submission(data: bytes | str) -> tuple[dict | None, list[str]]:
+    """A submitted file's bytes -> (record, errors)."""
+    if isinstance(data, str):
+        data = data.encode()
+    if len(data) > MAX_SUBMISSION_BYTES:
+        return None, [f"the file is {len(data) / 2**20:.1f} MiB; at most {MAX_SUBMISSION_BYTES // 2**20} MiB"]
+    if _TOKEN.search(data.decode("utf-8", "replace")):
+        return None, ["the file contains something shaped like a Hugging Face token (hf_...): remove it, and "
+                      "revoke the token"]
+    try:
+        record = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, [f"not a JSON document: {exc}"]
+    if not isinstance(record, dict):
+        return None, ["a result record is a JSON object (affectlab.results.result_record)"]
+    return record, []
+
+
+def validate_record(record: dict, known: dict[tuple[str, str, str], set[str]] | None = None,
+                    existing: list[dict] | None = None) -> list[str]:
+    """What is wrong with a submitted result record (empty: nothing). Checks the schema, the provenance (a Hub
+    model at a commit sha, seed, config hash, library versions, hardware, date), the per-example
+    predictions or scores (one per evaluated row, recomputing the stored primary metric), the row
+    fingerprint (its form, its row count, and the rows that task, dataset and split has on the board when
+    `known`: `known_fingerprints`),
+    and that the same model revision is not already on the board for those rows (`existing`)."""
+    from affectlab.registry import is_known_metric
+    from affectlab.results import RESULT_SCHEMA
+    from affectlab.stats import record_metric
+
+    errors: list[str] = []
+    if record.get("schema") != RESULT_SCHEMA:
+        return [f"schema: expected {RESULT_SCHEMA!r}, got {record.get('schema')!r} (write records with "
+                "affectlab.results.result_record)"]
+    sections = {"model": dict, "task": dict, "dataset": dict, "metrics": dict, "predictions": dict,
+                "versions": dict, "hardware": dict}
+    for name, kind in sections.items():
+        if not isinstance(record.get(name), kind):
+            errors.append(f"{name}: missing (an object)")
+    if errors:
+        return errors
+    model, task, dataset = record["model"], record["task"], record["dataset"]
+    repo = model.get("repo_id")
+    if not isinstance(repo, str) or not repo:
+        errors.append("model.repo_id: missing")
+    elif is_local_model(repo) or not hub_model_id(repo):
+        errors.append(f"model.repo_id: {repo!r} is not a model on the Hub (<org>/<name>): push the model and "
+                      "submit the record of the pushed revision")
+    if not isinstance(model.get("revision"), str) or not _SHA.match(model.get("revision") or ""):
+        errors.append(f"model.revision: {model.get('revision')!r} is not a commit sha (40 hex digits): the "
+                      "evaluated revision must be pinned")
+    if model.get("method") not in (None, "full", "lora", "qlora", "dora", "prompt", "zero-shot"):
+        errors.append(f"model.method: {model.get('method')!r} is not one of full, lora, qlora, dora")
+    for field in ("name", "primary_metric"):
+        if not isinstance(task.get(field), str) or not task.get(field):
+            errors.append(f"task.{field}: missing")
+    metric = task.get("primary_metric")
+    if isinstance(metric, str) and metric and not is_known_metric(metric):
+        errors.append(f"task.primary_metric: {metric!r} is not a known metric (affectlab.registry.METRICS)")
+    for field in ("name", "split"):
+        if not isinstance(dataset.get(field), str) or not dataset.get(field):
+            errors.append(f"dataset.{field}: missing")
+    n_rows = dataset.get("num_rows")
+    if not isinstance(n_rows, int) or n_rows < 1:
+        errors.append(f"dataset.num_rows: {n_rows!r} is not a positive number of rows")
+    fp = dataset.get("fingerprint")
+    match = _FINGERPRINT.match(fp) if isinstance(fp, str) else None
+    if not match:
+        errors.append(f"dataset.fingerprint: {fp!r} is not sha256:<64 hex>:<rows> "
+                      "(affectlab.results.fingerprint_rows of the evaluated rows)")
+    elif isinstance(n_rows, int) and int(match.group(2)) != n_rows:
+        errors.append(f"dataset.fingerprint: hashes {match.group(2)} rows but dataset.num_rows is {n_rows}")
+    if match and known and (task.get("name"), dataset.get("name"), dataset.get("split")) in known:
+        board = sorted(known[(task["name"], dataset["name"], dataset["split"])])
+        if fp not in board:
+            errors.append(f"dataset.fingerprint: the evaluated rows ({rows_label(fp, int(match.group(2)))}) are not "
+                          f"the rows of {dataset['name']} ({dataset['split']}) that {task['name']} results on this "
+                          "leaderboard were evaluated on "
+                          f"({', '.join(rows_label(b, int(b.rsplit(':', 1)[1])) for b in board)}): evaluate on "
+                          "the leaderboard's split, unchanged and in its order")
+    metrics = record["metrics"]
+    if not metrics or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+        errors.append("metrics: a non-empty object of numbers")
+    elif isinstance(metric, str) and metric not in metrics:
+        errors.append(f"metrics: the primary metric {metric!r} is missing")
+    preds = record["predictions"]
+    has_pairs = preds.get("y_true") is not None and preds.get("y_pred") is not None
+    scores = preds.get("scores") or {}
+    if not has_pairs and not scores:
+        errors.append("predictions: no per-example predictions (y_true / y_pred) or scores: the leaderboard "
+                      "recomputes the metric and its CI from them")
+    elif isinstance(n_rows, int):
+        if has_pairs and not (len(preds["y_true"]) == len(preds["y_pred"]) == n_rows):
+            errors.append(f"predictions: y_true has {len(preds['y_true'])} and y_pred {len(preds['y_pred'])} "
+                          f"values, but {n_rows} rows were evaluated")
+        bad = [k for k, v in scores.items() if not isinstance(v, list) or len(v) != n_rows]
+        if bad:
+            errors.append(f"predictions.scores: {', '.join(bad)} must have one value per evaluated row ({n_rows})")
+    if not errors and isinstance(metric, str):
+        try:
+            m = record_metric(record, metric)
+            stored = float(metrics[metric])
+            if not abs(stored - m.value) <= 1e-6 * max(1.0, abs(m.value)):
+                errors.append(f"metrics.{metric}: the record says {stored:.6g} but its predictions give {m.value:.6g}")
+        except (KeyError, ValueError, TypeError) as exc:
+            errors.append(f"predictions: cannot recompute {metric} from them ({exc})")
+    if record.get("seed") is not None and not isinstance(record.get("seed"), int):
+        errors.append(f"seed: {record.get('seed')!r} is not an integer")
+    if not isinstance(record.get("config_hash"), str) or not record["config_hash"].startswith("sha256:"):
+        errors.append("config_hash: missing (sha256 of the run's configuration: affectlab.results.config_hash)")
+    versions = record["versions"]
+    missing = [k for k in ("python", "transformers") if not versions.get(k)]
+    if missing:
+        errors.append(f"versions: {', '.join(missing)} missing")
+    if not record["hardware"]:
+        errors.append("hardware: empty (affectlab.results.hardware())")
+    try:
+        when = _dt.datetime.fromisoformat(str(record.get("date")))
+        if when.tzinfo is None:
+            errors.append("date: needs a UTC offset (ISO 8601, e.g. 2026-01-02T03:04:05+00:00)")
+        elif when > _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=1):
+            errors.append(f"date: {record['date']} is in the future")
+    except ValueError:
+        errors.append(f"date: {record.get('date')!r} is not an ISO 8601 date")
+    if not errors and existing:
+        same = [r for r in existing if r["model"]["repo_id"] == repo and r["model"].get("revision") == model["revision"]
+                and r["dataset"]["name"] == dataset["name"] and r["dataset"]["split"] == dataset["split"]
+                and r["dataset"].get("fingerprint") == fp and r["task"]["name"] == task["name"]]
+        if same:
+            errors.append(f"{repo}@{model['revision'][:12]} on {dataset['name']} ({dataset['split']}) is already on "
+                          f"the leaderboard ({same[0].get('_path')})")
+    return errors
+
+
+def submission_description(record: dict) -> str:
+    m, t, d = record["model"], record["task"], record["dataset"]
+    metric = t["primary_metric"]
+    return (f"Result submitted through the leaderboard.\n\n* model: `{m['repo_id']}` at `{m['revision']}` "
+            f"(base `{m.get('base_model')}`, method {m.get('method')})\n* task: {t['name']} ({t.get('family')})\n"
+            f"* dataset: {d['name']} ({d.get('config')}) split `{d['split']}`, {d['num_rows']} rows, "
+            f"`{d['fingerprint']}`\n* {metric}: {record['metrics'][metric]:.6g}\n\nThe record was validated "
+            "(schema, provenance, per-example predictions recomputing the metric, row fingerprint).")
+
+
+def submit_record(record: dict, repo_id: str, *, token: str | None = None, endpoint: str | None = None) -> dict:
+    """Open a pull request on the results dataset `repo_id` adding the record as
+    `<org>/<model>/results_<UTC timestamp>.json` (`affectlab.results.result_path`). Returns
+    {pr_url, pr_num, pr_revision, path}. Validate it first (`validate_record`)."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from affectlab.results import result_path
+
+    record = {k: v for k, v in record.items() if not k.startswith("_")}
+    path = result_path(record)
+    api = HfApi(endpoint=endpoint, token=token)
+    data = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()
+    info = api.create_commit(repo_id, repo_type="dataset", create_pr=True,
+                             operations=[CommitOperationAdd(path, data)],
+                             commit_message=f"Submit {record['model']['repo_id']} on {record['dataset']['name']} "
+                                            f"({record['dataset']['split']})",
+                             commit_description=submission_description(record))
+    return {"pr_url": info.pr_url, "pr_num": info.pr_num, "pr_revision": info.pr_revision, "path": path}
+
+
+def list_submissions(repo_id: str, *, token: str | None = None, endpoint: str | None = None) -> list[dict]:
+    """The pull requests of the results dataset, newest first: {num, title, author, status, created}."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=endpoint, token=token)
+    return [{"num": d.num, "title": d.title, "author": d.author, "status": d.status,
+             "created": d.created_at.strftime("%Y-%m-%d %H:%M")}
+            for d in api.get_repo_discussions(repo_id, repo_type="dataset", discussion_type="pull_request")]
 
 
 def _fmt(v, digits=4):
