@@ -73,6 +73,7 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     _m("macro_mae", "mae", "Macro MAE", higher=False),
     _m("macro_rmse", "rmse", "Macro RMSE", higher=False),
     _m("macro_ece", "ece", "Macro ECE", higher=False),
+    _m("macro_ece_normalized", "ece", "Macro ECE (share of the label range)", higher=False),
     _m("pearson", "pearsonr", "Pearson r"),
     _m("spearman", "spearmanr", "Spearman rho"),
     _m("r2", "r_squared", "R2"),
@@ -83,6 +84,7 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     _m("parse_rate", "accuracy", "Parse rate"),
     _m("schema_valid_rate", "accuracy", "Schema-valid rate"),
     _m("usable_rate", "accuracy", "Usable rate"),
+    _m("out_of_range_rate", "accuracy", "Out-of-range rate", higher=False),
     # speed (benchmark)
     _m("throughput", "throughput", "Throughput (samples/s)"),
     _m("latency_p50_ms", "latency", "p50 latency (ms)", higher=False),

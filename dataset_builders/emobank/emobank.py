@@ -1,6 +1,11 @@
 """EmoBank: English sentences with Valence / Arousal / Dominance (1-5) from two perspectives, as
 records of affectlab's persona regression contract (`affectlab.personas`).
 
+Self-contained: no affectlab code is loaded here (the dependency goes one way, from affectlab to the
+builders). Its label set (`LABEL_SET`) and personas (`PERSONAS`) are plain data in the contract's form,
+which `affectlab.personas.dataset_contract("emobank")` turns into a `LabelSet` and a `PersonaRegistry`;
+`FEATURES` are the contract's `datasets.Features`, built here from `LABEL_SET`.
+
 Reads the original layout from a local folder: `emobank.csv` (`id,split,V,A,D,text`; splits `train`,
 `dev`, optionally `test`) and `individual_writer_ratings.csv` / `individual_reader_ratings.csv`
 (`id,V,A,D`, one row per single rating). The two annotation perspectives become two personas:
@@ -27,13 +32,15 @@ from pathlib import Path
 
 import datasets
 
-from affectlab.personas import LabelSet, PersonaRegistry, records_features
 from dataset_builders.common import DataFormatError, read_csv_records
 
-LABEL_SET = LabelSet("emobank_vad", ("V", "A", "D"), 1.0, 5.0,
-                     {"V": "valence (1 negative - 5 positive)", "A": "arousal (1 calm - 5 excited)",
-                      "D": "dominance (1 controlled - 5 in control)"})
-PERSONAS = PersonaRegistry([
+# The contract's plain data (affectlab.personas.LabelSet.to_dict() / PersonaRegistry.to_list() form).
+LABEL_SET = {"name": "emobank_vad", "dimensions": ["V", "A", "D"], "low": 1.0, "high": 5.0,
+             "descriptions": {"V": "valence (1 negative - 5 positive)", "A": "arousal (1 calm - 5 excited)",
+                              "D": "dominance (1 controlled - 5 in control)"}}
+DIMENSIONS = tuple(LABEL_SET["dimensions"])
+LOW, HIGH = LABEL_SET["low"], LABEL_SET["high"]
+PERSONAS = [
     {"id": "writer", "name": "The writer",
      "description": "The author of the sentence: the emotion the writer expressed.",
      "instruction": "Rate the emotion the writer of the text expressed, from 1 to 5."},
@@ -43,9 +50,21 @@ PERSONAS = PersonaRegistry([
     {"id": "combined", "name": "Writer and reader combined",
      "description": "The combination of the writer's and the reader's perspective.",
      "instruction": "Rate the emotion of the text, from 1 to 5."},
-], source="dataset_builders.emobank.PERSONAS")
+]
+# The contract's record features (the same as affectlab.personas.records_features(LABEL_SET)).
+FEATURES = datasets.Features({
+    "id": datasets.Value("string"), "text_id": datasets.Value("string"), "text": datasets.Value("string"),
+    "lang": datasets.Value("string"), "persona_id": datasets.Value("string"),
+    "labels": {d: datasets.Value("float32") for d in DIMENSIONS},
+    "source": datasets.Value("string"),
+})
 PERSPECTIVES = {"writer": "individual_writer_ratings.csv", "reader": "individual_reader_ratings.csv"}
 SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+
+# What cards and eval_results.json say about the dataset (read by affectlab's dataset_info).
+LICENSE = "cc-by-sa-4.0"
+LANGUAGES = ["en"]
+SPLIT_NOTES = {"validation": "EmoBank's official dev split (1,000 sentences)"}
 
 CITATION = """@inproceedings{buechel2017emobank,
   title = {{EmoBank}: Studying the Impact of Annotation Perspective and Representation Format on Dimensional Emotion Analysis},
@@ -60,8 +79,8 @@ def _value(path, line, column, raw):
         value = float(raw)
     except ValueError:
         raise DataFormatError(path, f"column {column} must be a number, got {raw!r}", line) from None
-    if not math.isfinite(value) or not LABEL_SET.low <= value <= LABEL_SET.high:
-        raise DataFormatError(path, f"column {column}={raw} outside [{LABEL_SET.low:g}, {LABEL_SET.high:g}]", line)
+    if not math.isfinite(value) or not LOW <= value <= HIGH:
+        raise DataFormatError(path, f"column {column}={raw} outside [{LOW:g}, {HIGH:g}]", line)
     return value
 
 
@@ -79,7 +98,7 @@ def read_sentences(path: str | Path) -> dict[str, dict]:
         if not row["text"].strip():
             raise DataFormatError(path, f"empty text for id {sid!r}", line)
         out[sid] = {"split": SPLITS[row["split"]], "text": row["text"], "line": line,
-                    "labels": {d: _value(path, line, d, row[d]) for d in LABEL_SET.dimensions}}
+                    "labels": {d: _value(path, line, d, row[d]) for d in DIMENSIONS}}
     if not out:
         raise DataFormatError(path, "no rows")
     return out
@@ -92,7 +111,7 @@ def read_individual(path: str | Path) -> dict[str, list[dict]]:
         sid = row["id"].strip()
         if not sid:
             raise DataFormatError(path, "empty id", line)
-        out[sid].append({d: _value(path, line, d, row[d]) for d in LABEL_SET.dimensions})
+        out[sid].append({d: _value(path, line, d, row[d]) for d in DIMENSIONS})
     return out
 
 
@@ -112,8 +131,8 @@ class EmoBank(datasets.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = "aggregated"
 
     def _info(self) -> datasets.DatasetInfo:
-        return datasets.DatasetInfo(description=__doc__, features=records_features(LABEL_SET),
-                                    homepage="https://github.com/JULIELab/EmoBank", license="cc-by-sa-4.0",
+        return datasets.DatasetInfo(description=__doc__, features=FEATURES,
+                                    homepage="https://github.com/JULIELab/EmoBank", license=LICENSE,
                                     citation=CITATION)
 
     def _split_generators(self, dl_manager):
@@ -150,7 +169,7 @@ class EmoBank(datasets.GeneratorBasedBuilder):
                     raise DataFormatError(folder / PERSPECTIVES[persona], f"no {persona} ratings for sentence {sid!r} "
                                           f"(emobank.csv line {s['line']})")
                 if self.config.name == "aggregated":
-                    labels = {d: sum(r[d] for r in rows) / len(rows) for d in LABEL_SET.dimensions}
+                    labels = {d: sum(r[d] for r in rows) / len(rows) for d in DIMENSIONS}
                     yield f"{sid}::{persona}", _record(f"{sid}::{persona}", sid, s, persona, labels)
                 else:
                     for k, labels in enumerate(rows):

@@ -1,31 +1,26 @@
-"""scripts/sft_emotions.py: robust JSON parsing, assistant-only loss masks, and a tiny SFT loop end to end.
+"""scripts/sft_emotions.py (affectlab.tasks.sft): robust JSON parsing, assistant-only loss masks, a tiny SFT loop
+end to end, LoRA trains only the adapter, refused options exit 2 before writing anything.
 
 The causal LM is a tiny random Qwen2 with a byte-level BPE tokenizer trained here with `tokenizers`
-and a ChatML template carrying `{% generation %}` markers.
+and a ChatML template carrying `{% generation %}` markers (`affectlab.local_models.build_tiny_chat_lm`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from affectlab.personas import LabelSet
-from scripts.sft_emotions import SFTScriptArguments, chat_messages, fold_system, parse_answer
+from affectlab.personas import LabelSet, chat_messages, dataset_contract, fold_system, parse_answer
+from affectlab.tasks.sft import AffectSFTConfig, SFTScriptArguments
 
 VAD = LabelSet("vad", ("V", "A", "D"), 1.0, 5.0)
-
-CHAT_TEMPLATE = (  # ChatML; transformers renders with trim_blocks/lstrip_blocks
-    "{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}"
-    "<|im_start|>assistant\n{% generation %}{{ message['content'] }}<|im_end|>{% endgeneration %}\n"
-    "{% else %}"
-    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("text,parsed,valid,usable,values", [
@@ -59,7 +54,7 @@ def test_parse_answer_reports_problems():
 
 
 def test_messages_per_mode():
-    from dataset_builders.emobank.emobank import PERSONAS
+    _, PERSONAS = dataset_contract("emobank")
 
     p = PERSONAS["reader"]
     sys_by_mode = {m: chat_messages("Nice day.", p, m, VAD, {"V": 4, "A": 2, "D": 3})[0]["content"]
@@ -78,34 +73,17 @@ def test_messages_per_mode():
 
 def build_tiny_lm(out, n_rows: int = 600, initializer_range: float = 0.2):
     """A tiny random Qwen2 + byte-level BPE tokenizer trained on EmoBank-like chats, saved to `out`."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
+    from affectlab.local_models import build_tiny_chat_lm
     from dataset_builders import build_dataset
-    from dataset_builders.emobank.emobank import PERSONAS
 
+    _, PERSONAS = dataset_contract("emobank")
     ds = build_dataset("emobank")["train"].select(range(n_rows))
     corpus = []
     for row in ds:
         msgs = chat_messages(row["text"], PERSONAS[row["persona_id"]], "personalized_instruction", VAD, row["labels"])
         corpus += [m["content"] for m in msgs]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=1200, special_tokens=specials,
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<pad>")
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(out)
-    torch.manual_seed(0)
     # a larger init than usual so that LoRA on this random model can move the (tied) output logits
-    config = Qwen2Config(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=True, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
-                         bos_token_id=None, initializer_range=initializer_range)
-    Qwen2ForCausalLM(config).save_pretrained(out)
+    build_tiny_chat_lm(out, corpus, torch_seed=0, vocab_size=1200, initializer_range=initializer_range)
     return out
 
 
@@ -119,8 +97,7 @@ def test_assistant_only_loss_masks_everything_but_the_answer(tiny_lm, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from dataset_builders.emobank.emobank import PERSONAS
-
+    _, PERSONAS = dataset_contract("emobank")
     tok = AutoTokenizer.from_pretrained(tiny_lm)
     answer = {"V": 3.2, "A": 2.8, "D": 3.0}
     msgs = chat_messages("The nurse smiled.", PERSONAS["writer"], "personalized_instruction", VAD, answer)
@@ -139,18 +116,18 @@ def test_assistant_only_loss_masks_everything_but_the_answer(tiny_lm, tmp_path):
 
 def test_tiny_sft_loop_end_to_end(tiny_lm, tmp_path):
     import torch
-    from trl import SFTConfig
 
     from affectlab.configs import ModelArguments
     from scripts.sft_emotions import main
 
     args = SFTScriptArguments(dataset_name="emobank", keep_personas="writer,reader", max_train_samples=160,
-                              max_eval_samples=24, generation_batch_size=12, print_report=False)
+                              max_eval_samples=24, generation_batch_size=12, print_report=False, max_length=256,
+                              results_location=str(tmp_path / "results"))
     out = tmp_path / "sft"
-    training = SFTConfig(output_dir=str(out), num_train_epochs=4, learning_rate=3e-3, per_device_train_batch_size=16,
-                         lr_scheduler_type="constant", warmup_steps=0, max_length=256, eval_strategy="no",
-                         save_strategy="no", report_to="none", use_cpu=True, seed=1337, logging_steps=20,
-                         disable_tqdm=True)
+    training = AffectSFTConfig(output_dir=str(out), num_train_epochs=4, learning_rate=3e-3, per_device_train_batch_size=16,
+                               lr_scheduler_type="constant", warmup_steps=0, eval_strategy="no",
+                               save_strategy="no", report_to="none", use_cpu=True, seed=1337, logging_steps=20,
+                               disable_tqdm=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 64-wide model: threads only add overhead (7x slower on a busy 2-core box)
     try:
@@ -183,9 +160,11 @@ def test_tiny_sft_loop_end_to_end(tiny_lm, tmp_path):
 @pytest.mark.parametrize("recipe", ["sft_qwen2_1.5b_emobank.yaml", "sft_gemma2_2b_emobank.yaml",
                                     "sft_mistral_7b_qlora_emobank.yaml", "sft_qwen2_1.5b_synthetic_medical.yaml"])
 def test_gpu_recipes_parse(repo_root, recipe):
-    from trl import ModelConfig, SFTConfig, TrlParser
+    from trl import TrlParser
 
-    parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+    from affectlab.tasks.sft import SFTTask
+
+    parser = TrlParser(SFTTask.dataclass_types())
     script, training, model = parser.parse_args_and_config(args=["--config", str(repo_root / "recipes" / recipe), "--bf16", "false"])
     assert training.assistant_only_loss and model.use_peft and model.lora_target_modules
     assert model.load_in_4bit == ("qlora" in recipe)
@@ -195,17 +174,16 @@ def test_gpu_recipes_parse(repo_root, recipe):
 def test_persona_token_mode_resizes_and_saves_embeddings(tiny_lm, tmp_path):
     import torch
     from transformers import AutoTokenizer
-    from trl import SFTConfig
 
     from affectlab.configs import ModelArguments
     from scripts.sft_emotions import main
 
     args = SFTScriptArguments(dataset_name="emobank", keep_personas="writer,reader", persona_mode="persona_token",
                               max_train_samples=16, max_eval_samples=4, skip_baseline=True, max_new_tokens=8,
-                              print_report=False)
+                              print_report=False, max_length=256, save_results=False)
     out = tmp_path / "sft_tok"
-    training = SFTConfig(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=8, max_length=256,
-                         eval_strategy="no", save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True)
+    training = AffectSFTConfig(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=8,
+                               eval_strategy="no", save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -222,3 +200,60 @@ def test_persona_token_mode_resizes_and_saves_embeddings(tiny_lm, tmp_path):
     assert "embed_tokens" in (adapter.get("modules_to_save") or [])
     gens = [json.loads(line) for line in (out / "generations_finetuned.jsonl").read_text().splitlines()]
     assert len(gens) == 4
+
+
+def test_use_peft_trains_only_the_adapter(tiny_lm, tmp_path):
+    """--use_peft: only the LoRA matrices are trainable (the LM head is tied, there is no other head); the
+    run saves the adapter alone, records the method, and the payload, card and record follow the schema."""
+    import torch
+    from huggingface_hub import ModelCard
+    from safetensors import safe_open
+
+    from affectlab.configs import ModelArguments
+    from affectlab.eval_results import validate_eval_results
+    from scripts.sft_emotions import main
+
+    args = SFTScriptArguments(dataset_name="emobank", keep_personas="writer,reader", max_train_samples=16,
+                              max_eval_samples=4, skip_baseline=True, max_new_tokens=8, print_report=False,
+                              max_length=256, results_location=str(tmp_path / "results"))
+    out = tmp_path / "sft_lora"
+    training = AffectSFTConfig(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=8,
+                               eval_strategy="no", save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        main(args, training, ModelArguments(model_name_or_path=str(tiny_lm), use_peft=True, lora_r=4))
+    finally:
+        torch.set_num_threads(threads)
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as fh:
+        sizes = {k: fh.get_slice(k).get_shape() for k in fh.keys()}
+    assert sizes and all(".lora_A." in k or ".lora_B." in k for k in sizes), sorted(sizes)
+    assert {k.split(".")[-3] for k in sizes} == {"q_proj", "k_proj", "v_proj", "o_proj"}  # the default targets
+    trained = json.loads((out / "train_results.json").read_text())
+    assert trained["trainable_parameters"] == sum(int(np.prod(s)) for s in sizes.values())
+    assert trained["trainable_parameters"] < trained["total_parameters"] / 5
+    assert not (out / "model.safetensors").exists()
+    saved = validate_eval_results(json.loads((out / "eval_results.json").read_text()))
+    assert saved["model"]["method"] == "lora" and saved["task"]["primary_metric"] == "usable_rate"
+    assert list(saved["results"]) == ["validation"] and saved["results"]["validation"]["num_examples"] == 4
+    card = ModelCard.load(out / "README.md")
+    assert card.data.pipeline_tag == "text-generation" and len(card.data.eval_results) >= 1
+    records = list((tmp_path / "results").rglob("results_*.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["task"]["primary_metric"] == "usable_rate" and set(record["predictions"]["scores"]) == {
+        "parsed", "schema_valid", "usable", "abs_error"}
+    assert all(len(v) == 4 for v in record["predictions"]["scores"].values())
+    assert "answer" not in json.dumps(record["predictions"])
+
+
+def test_load_in_4bit_on_cpu_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "never"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "sft_emotions.py"), "--output_dir", str(out),
+                           "--load_in_4bit", "true", "--use_peft", "true", "--use_cpu", "true"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --load_in_4bit"), proc.stderr[-3000:]
+    assert not out.exists()
