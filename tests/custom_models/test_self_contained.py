@@ -31,7 +31,9 @@ import transformers
 
 REPO = Path(__file__).resolve().parents[2]
 CUSTOM = REPO / "custom_models"
-PACKAGES = sorted(p.name for p in CUSTOM.iterdir() if (p / "__init__.py").is_file())
+# model packages (a config class + model code); custom_models/multilabel_pipeline is a pipeline file, tested
+# in tests/affectlab/test_run.py
+PACKAGES = sorted(p.name for p in CUSTOM.iterdir() if (p / "__init__.py").is_file() and any(p.glob("configuration_*.py")))
 MARKER = "# Copied from custom_models."
 
 
