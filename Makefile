@@ -43,11 +43,12 @@ bench: $(STAMP)
 bench-sentiment: $(STAMP)
 	$(OFFLINE) $(PY) scripts/benchmark_models.py --config recipes/sentiment_benchmark_cpu.yaml
 
-# The Gradio leaderboard app on http://127.0.0.1:7860 (e.g. make leaderboard LEADERBOARD_RESULTS=hf://datasets/<org>/<name>).
+# The Gradio leaderboard app on http://127.0.0.1:7860 (e.g. make leaderboard LEADERBOARD_RESULTS=hf://datasets/<org>/<name>:
+# online then, and submissions open pull requests on that dataset with $HF_TOKEN).
 LEADERBOARD_RESULTS ?= outputs/smoke/results
 .PHONY: leaderboard
 leaderboard: $(STAMP)
-	$(OFFLINE) $(PY) leaderboard/app.py --results $(LEADERBOARD_RESULTS) --host 127.0.0.1 --port 7860
+	$(if $(findstring hf://,$(LEADERBOARD_RESULTS)),,$(OFFLINE)) $(PY) leaderboard/app.py --results $(LEADERBOARD_RESULTS) --host 127.0.0.1 --port 7860
 
 # Each family's smallest recipe, offline on the CPU, into outputs/smoke/<family>/ (result records in
 # outputs/smoke/results/), then the leaderboard over those records.

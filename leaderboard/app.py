@@ -199,9 +199,9 @@ def display_frame(df, hub_url: str = HUB, other: bool = False):
         row["Method"] = {"lora": "LoRA", "qlora": "QLoRA", "dora": "DoRA"}.get(r["method"] or "", r["method"] or "")
         if any(not _nan(v) and v > 1 for v in df["seeds"]):  # else the protocol line says "1 per model"
             row["Seeds"] = "" if _nan(r["seeds"]) else str(r["seeds"])
-        for key, name, digits in SPEED_SHOWN:
+        for key, name, speed_digits in SPEED_SHOWN:
             if key in df and df[key].notna().any():
-                row[name] = fmt_speed(r[key], digits)
+                row[name] = fmt_speed(r[key], speed_digits)
         row["Hardware"] = r["hardware"]
         row["Date"] = str(r["date"])[:10]
         if (df["revision"] != "").any():
@@ -224,12 +224,12 @@ def _visible(text) -> str:
 
 
 def widths(frame) -> list[str]:
-    """Column widths from what the cells show (about 8 px a character, at least the header's longest word)."""
+    """Column widths from what the cells show (about 7.6 px a character, at least the header's longest word)."""
     out = []
     for c in frame.columns:
         longest = max([len(_visible(v)) for v in frame[c]] + [0])
         header = max(len(w) for w in str(c).split())
-        px = 8.0 * max(longest, header, 4) + 28
+        px = 7.6 * max(longest, header, 4) + 26
         out.append(f"{int(min(px, 260))}px")
     return out
 
@@ -334,12 +334,12 @@ def quality_plot(df, x_axis: str = "p50 latency (ms, batch 1)"):
             ax.annotate(_short(models[i]), (xs[i], q[i]), xytext=(6, 5), textcoords="offset points", fontsize=9)
         fx = [xs[i] for i in front]
         fy = [q[i] for i in front]
-        ax.step(fx, fy, where="post" if not higher_x else "pre", color="#d62728", lw=1.5, alpha=0.8,
+        ax.step(fx, fy, where="post", color="#d62728", lw=1.5, alpha=0.8,
                 label="Pareto front", zorder=2)
         ax.set_xscale("log")
         from matplotlib.ticker import FuncFormatter
 
-        plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
+        plain = FuncFormatter(lambda v, _: fmt_params(v) if key == "params" else f"{v:,.0f}" if v >= 10 else f"{v:g}")
         ax.xaxis.set_major_formatter(plain)
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: plain(v, _) if str(f"{v:.1e}")[0] in "25" else ""))
         ax.set_xlabel(f"{x_axis} (log scale)" + ("  → better" if higher_x else "  ← better"))
@@ -350,11 +350,13 @@ def quality_plot(df, x_axis: str = "p50 latency (ms, batch 1)"):
             notes.append(f"Not measured on this axis: {', '.join(f'`{m}`' for m in missing)}.")
         title = f"{dataset} ({split}): {metric_label(metric)} vs {x_axis}"
     else:
-        order = sorted(range(len(q)), key=lambda i: q[i], reverse=not higher)[::-1]
-        ys = range(len(order))
+        order = sorted(range(len(q)), key=lambda i: q[i], reverse=higher)  # best first, drawn at the top
+        ys = list(range(len(order)))[::-1]
+        fig.set_size_inches(9.5, max(2.4, 0.55 * len(order) + 1.3))
         ax.errorbar([q[i] for i in order], ys, xerr=[[q[i] - lo[i] for i in order], [hi[i] - q[i] for i in order]],
                     fmt="o", ms=7, capsize=4, color="#1f77b4", ecolor="#999999")
-        ax.set_yticks(list(ys), [_short(models[i]) for i in order])
+        ax.set_yticks(ys, [_short(models[i]) for i in order])
+        ax.set_ylim(-0.6, len(order) - 0.4)
         ax.set_xlabel(f"{metric_label(metric)} (95% bootstrap CI)")
         ax.grid(axis="x", alpha=0.3)
         notes.append(f"No {x_axis} was measured for these results: the plot shows the 95% CIs of the ranked rows.")
@@ -432,9 +434,9 @@ def about_markdown(board: Board) -> str:
         out += [f"### {fam.title}", fam.protocol]
     out += ["## Datasets and splits",
             "What the local splits are, and which official splits are held out or not available here "
-            "(`dataset_builders/*`: `SPLIT_NOTES`, `ABSENT_SPLITS`).", "",
-            "| Dataset | Config | Hub id | License | Local splits | Official splits not available here |",
-            "|---|---|---|---|---|---|"]
+            "(`dataset_builders/*`: `SPLIT_NOTES`, `ABSENT_SPLITS`)."]
+    table = ["| Dataset | Config | Hub id | License | Local splits | Official splits not available here |",
+             "|---|---|---|---|---|---|"]
     try:
         from dataset_builders import REGISTRY
 
@@ -445,9 +447,9 @@ def about_markdown(board: Board) -> str:
         note = dataset_note(name)
         splits = "; ".join(f"`{k}`: {v}" for k, v in (note.get("split_notes") or {}).items()) or "as published"
         absent = "; ".join(note.get("absent_splits") or []) or "–"
-        out.append(f"| {name} | {note.get('config') or '–'} | {note.get('hub_id') or '–'} | "
-                   f"{note.get('license') or '–'} | {splits} | {absent} |")
-    out += ["## Citing a row",
+        table.append(f"| {name} | {note.get('config') or '–'} | {note.get('hub_id') or '–'} | "
+                     f"{note.get('license') or '–'} | {splits} | {absent} |")
+    out += ["\n".join(table), "## Citing a row",
             "Cite the model id **and revision**, the dataset, config and split with the **row fingerprint**, "
             "the metric with its 95% CI, and the date. Results on the local validation split of a dataset whose "
             "official test split is held out are validation numbers, not test numbers."]
@@ -476,6 +478,11 @@ def read_submission(file, text: str | None) -> bytes | None:
     return None
 
 
+def _escape(text: str) -> str:
+    """Plain text inside markdown: `<org>/<name>` must not read as an HTML tag."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def submit(board: Board, file, text: str | None, token: str | None = None, endpoint: str | None = None) -> str:
     """The Submit button: a markdown message (refused: what is wrong; accepted: the pull request)."""
     from affectlab.hub import redact
@@ -483,21 +490,21 @@ def submit(board: Board, file, text: str | None, token: str | None = None, endpo
 
     data = read_submission(file, text)
     if data is None:
-        return "❌ **Nothing to submit**: upload a result record (.json) or paste it."
+        return "✗ **Nothing to submit**: upload a result record (.json) or paste it."
     record, errors = parse_submission(data)
     if not errors:
         errors = validate_record(record, board.known, board.records)
     if errors:
-        return "❌ **The record was refused**:\n\n" + "\n".join(f"* {e}" for e in errors)
+        return "✗ **The record was refused**:\n\n" + "\n".join(f"* {_escape(e)}" for e in errors)
     name = f"`{record['model']['repo_id']}` on {record['dataset']['name']} ({record['dataset']['split']})"
     if not board.submit_repo:
-        return f"✅ **The record is valid** ({name}), but this instance has no results dataset to open a pull request on."
+        return f"✓ **The record is valid** ({name}), but this instance has no results dataset to open a pull request on."
     token = token or os.environ.get("HF_TOKEN")
     try:
         pr = submit_record(record, board.submit_repo, token=token, endpoint=endpoint)
     except Exception as exc:  # noqa: BLE001 - shown to the user, token redacted
-        return f"❌ **Could not open the pull request** on `{board.submit_repo}`: {redact(str(exc), token)}"
-    return (f"✅ **Pull request #{pr['pr_num']} opened** on `{board.submit_repo}` for {name}: "
+        return f"✗ **Could not open the pull request** on `{board.submit_repo}`: {_escape(redact(str(exc), token))}"
+    return (f"✓ **Pull request #{pr['pr_num']} opened** on `{board.submit_repo}` for {name}: "
             f"[{pr['pr_url']}]({pr['pr_url']}) adds `{pr['path']}` (revision `{pr['pr_revision']}`). It appears "
             "on the board once a maintainer merges it.")
 
@@ -619,16 +626,18 @@ def build_app(board: Board):
                     def redraw(choice, x):
                         return quality_plot(board.tables[choice_labels[choice]], x)
 
-                    def pick_table(choice):
-                        names = list(split_groups(board.tables[choice_labels[choice]])[0]["model"])
-                        return gr.Dropdown(choices=names, value=names[0])
+                    def pick_table(choice, x):
+                        df = board.tables[choice_labels[choice]]
+                        names = list(split_groups(df)[0]["model"])
+                        if df[X_AXES[x][0]].isna().all():  # an axis this table has values on, if any
+                            x = next((a for a, (col, _) in X_AXES.items() if df[col].notna().any()), x)
+                        return gr.Dropdown(choices=names, value=names[0]), x
 
                     def relabel(choice, name):
                         return label_plot(_record_of(board, choice_labels[choice], name), board.n_boot)
 
-                    which.change(redraw, [which, axis], [plot, plot_note])
-                    axis.change(redraw, [which, axis], [plot, plot_note])
-                    which.change(pick_table, which, model)
+                    which.change(pick_table, [which, axis], [model, axis]).then(redraw, [which, axis], [plot, plot_note])
+                    axis.input(redraw, [which, axis], [plot, plot_note])
                     model.change(relabel, [which, model], [lplot, lplot_note])
 
             with gr.Tab("About", id="about", elem_id="tab-about"):
@@ -644,7 +653,7 @@ def build_app(board: Board):
                 status = gr.Markdown(elem_id="submit-status")
                 gr.Markdown("### Submissions (pull requests on the results dataset)")
                 queue = gr.Dataframe(submissions_frame(board), interactive=False, elem_id="submissions-table",
-                                     show_label=False)
+                                     show_label=False, elem_classes=["lb-table"], wrap=True)
                 button.click(lambda f, t: submit(board, f, t), [upload, pasted], status).then(
                     lambda: submissions_frame(board), None, queue)
     return app

@@ -110,7 +110,7 @@ def records() -> list[dict]:
             ("org/minilm-goemotions-lora", SHA["minilm"], 0.2, "sentence-transformers/all-MiniLM-L6-v2", "lora")):
         out.append(_finish(_record(name, rev, "semeval2018_ec", "train", [{"id": f"se{i}"} for i in range(120)],
                                    metric="macro_f1", family="classifier", task="emotion-multilabel", y_true=se,
-                                   y_pred=_flip(rng, se, rate), base_model=base, method=method,
+                                   y_pred=_flip(rng, se, rate), base_model=base, method=method, days=2,
                                    label_names=EMOTIONS, dataset_config="goemotions_taxonomy"), None, H100))
     # ---- sentiment: the benchmark's three models on SST-2 validation (400 rows) ----------------------------------
     y = np.array([r["label"] for r in sst2_rows()])

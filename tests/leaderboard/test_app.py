@@ -50,6 +50,7 @@ def test_shown_columns_links_significance_and_other_rows(app_module, board):
     assert (first["Params"], first["Method"], first["Seeds"], first["Hardware"]) == ("124.7M", "full", "2", "1× H100 80GB")
     assert first["Revision"] == f"`{rev[:7]}`" and first["vs #1"] == "—" and first["Δ to #1"] == "—"
     assert first["95% CI"].startswith("[0.") and first["Macro F1 ↑"] == f"{main['value'].iloc[0]:.4f}"
+    assert all(len(v.split(".")[1]) == 4 for v in [*shown["Macro F1 ↑"], *shown["Δ to #1"][1:]])  # every row alike
     local = shown[shown["Model"] == "local/minilm-demo"].iloc[0]  # never pushed: no link, no revision
     assert local["Revision"] == "" and local["vs #1"] == "✱ p<0.001" and local["Method"] == "full"
     lora = shown.iloc[1]
@@ -125,11 +126,11 @@ def test_submissions_are_validated_and_refusals_say_why(app_module, board, tmp_p
     valid.write_text(json.dumps(board_records.submission()))
     assert "**The record is valid**" in app_module.submit(board, str(valid), None)  # no results repo configured
     broken = app_module.submit(board, None, json.dumps(board_records.submission(valid=False)))
-    assert broken.startswith("❌ **The record was refused**")
-    assert "model.repo_id: 'local/electra-run' is not a model on the Hub" in broken
+    assert broken.startswith("✗ **The record was refused**")
+    assert "model.repo_id: 'local/electra-run' is not a model on the Hub (&lt;org&gt;/&lt;name&gt;)" in broken
     assert "model.revision: None is not a commit sha" in broken
     assert "are not the rows of sst2 (validation) that sentiment results on this leaderboard" in broken
-    assert app_module.submit(board, None, "  ").startswith("❌ **Nothing to submit**")
+    assert app_module.submit(board, None, "  ").startswith("✗ **Nothing to submit**")
     assert "not a JSON document" in app_module.submit(board, None, "{not json")
     lying = board_records.submission()
     lying["metrics"]["accuracy"] = 0.99
@@ -162,7 +163,7 @@ def test_a_valid_submission_opens_a_pull_request_on_the_hub_emulator(app_module,
             path = tmp_path / "record.json"
             path.write_text(json.dumps(board_records.submission()))
             message = app_module.submit(board, str(path), None, token=bot, endpoint=hub.url)
-            assert message.startswith("✅ **Pull request #1 opened** on `board/results`"), message
+            assert message.startswith("✓ **Pull request #1 opened** on `board/results`"), message
             assert f"{hub.url}/datasets/board/results/discussions/1" in message
             repo = hub.repos[("dataset", "board/results")]
             (pr,) = repo.discussions
@@ -175,7 +176,7 @@ def test_a_valid_submission_opens_a_pull_request_on_the_hub_emulator(app_module,
             assert queue.iloc[0]["Title"] == "Submit new-org/electra-sst2 on sst2 (validation)"
             # a token the Hub refuses: a clear message, the token never shown
             refused = app_module.submit(board, str(path), None, token="hf_notARealTokenAtAll000000", endpoint=hub.url)
-            assert refused.startswith("❌ **Could not open the pull request**") and "notARealToken" not in refused
+            assert refused.startswith("✗ **Could not open the pull request**") and "notARealToken" not in refused
         finally:
             board.submit_repo = None
 
