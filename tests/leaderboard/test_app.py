@@ -209,3 +209,12 @@ def test_tables_hold_numbers_a_reader_can_check(board):
     top = df.iloc[0]
     half = 1.96 * np.sqrt(top.value * (1 - top.value) / top.n)
     assert abs((top.ci_high - top.ci_low) / 2 - half) < 0.01
+
+
+def test_an_empty_board_still_serves_every_tab(app_module, tmp_path):
+    empty = app_module.load_board(str(tmp_path / "none"), n_boot=50)
+    assert empty.tables == {} and "**0** results" in app_module.header_markdown(empty)
+    blocks = app_module.build_app(empty)
+    ids = {getattr(c, "elem_id", None) for c in blocks.blocks.values()}
+    assert {"tab-emotions", "tab-llm-sft", "tab-plots", "tab-about", "tab-submit", "empty-emotions"} <= ids
+    assert "| goemotions |" in app_module.about_markdown(empty)

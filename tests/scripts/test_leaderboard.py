@@ -189,3 +189,132 @@ def test_scores_record_mean_ci_and_local_models_without_links(tmp_path):
     assert "local/qa-run" in page and "hub.example/local" not in page
     md = leaderboard.to_markdown(tables)
     assert "Evaluated on other rows" in md and "| 1 | org/qa-subset |" in md
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what the app shows beside the metric: tabs, protocol, metadata, speed, per-label scores, submissions
+# ---------------------------------------------------------------------------------------------------------
+def test_family_tab_protocol_metadata_and_speed():
+    sentiment = record("org/s", preds(10), extra={"macro_f1": 0.5}, family="classifier")
+    assert leaderboard.family_tab(sentiment) == "sentiment"
+    assert leaderboard.threshold_policy(sentiment) == "argmax"
+    emo = result_record(model_repo="org/e", revision=None, task="emotion-multilabel", dataset="goemotions",
+                        split="validation", metrics={"macro_f1": 0.5, "macro_f1_at_global_threshold": 0.4},
+                        y_true=[[0, 1], [1, 0]], y_pred=[[0, 1], [1, 1]], family="classifier")
+    assert leaderboard.family_tab(emo) == "emotions"
+    assert leaderboard.threshold_policy(emo) == "per-label, tuned on validation (optimistic on this split)"
+    emo["dataset"]["split"] = "test"
+    assert leaderboard.threshold_policy(emo) == "per-label, tuned on validation"
+    emo["protocol"] = {"threshold_policy": "global 0.3"}
+    assert leaderboard.threshold_policy(emo) == "global 0.3"
+    for family, task, kind, tab in (("nli", "dsm5-criterion-matching", "text-classification", "criterion-matching"),
+                                    ("span-qa", "evidence-span-extraction", "question-answering", "evidence-spans"),
+                                    ("regression", "emotion-regression", "text-classification", "persona-regression"),
+                                    ("sft", "emotion-regression-llm", "text-generation", "llm-sft"),
+                                    (None, "evidence", "question-answering", "evidence-spans"),
+                                    (None, "emotion-regression-llm", "text-generation", "llm-sft"),
+                                    (None, "something", "fill-mask", "other")):
+        rec = {"task": {"family": family, "name": task, "type": kind}, "dataset": {"name": "x"}}
+        assert leaderboard.family_tab(rec) == tab, (family, task)
+    # hardware, parameters and speed as the sentiment benchmark writes them
+    bench = dict(sentiment, hardware={"cpu_count": 16, "cuda": True, "gpus": ["NVIDIA H100 80GB HBM3"]})
+    bench["benchmark"] = {"device": "cuda", "dtype": "bfloat16", "params": 22_713_216, "speed": {
+        "latency_runs": [{"p50_ms": 1.5, "p99_ms": 3.0}, {"p50_ms": 1.6, "p99_ms": 3.1}],
+        "throughput": {"samples_s": 900.0, "tokens_s": 18000.0}, "ttft": {"p50_ms": 7.0},
+        "memory": {"peak_rss_mb": 2000.0, "cuda_max_allocated_mb": 512.0}}}
+    assert leaderboard.hardware_label(bench) == "1× H100 80GB (bfloat16)"
+    assert leaderboard.params_of(bench) == 22_713_216 and leaderboard.params_of(sentiment) is None
+    assert leaderboard.speed_of(bench) == {"latency_p50_ms": 1.5, "latency_p99_ms": 3.0, "throughput": 900.0,
+                                           "tokens_s": 18000.0, "ttft_p50_ms": 7.0, "peak_memory_mb": 512.0}
+    assert leaderboard.speed_of({"speed": {"latency_p50_ms": 2, "throughput": 10}}) == {"latency_p50_ms": 2.0,
+                                                                                        "throughput": 10.0}
+    assert leaderboard.hardware_label({"hardware": {"cpu_count": 2}}) == "CPU ×2"
+
+
+def test_tables_carry_metadata_seeds_and_speed(tmp_path):
+    for seed in (1, 2, 3):
+        save_result(record("org/strong", preds(40)) | {"seed": seed}, tmp_path)
+    save_result(record("local/weak", preds(100), base_model="org/base", method="lora"), tmp_path)
+    df = leaderboard.build_tables(load_results(tmp_path), n_boot=50)[("sentiment", "tweet_eval", "test")]
+    by = df.set_index("model")
+    assert by.loc["org/strong", "seeds"] == 3 and by.loc["local/weak", "seeds"] == 1
+    assert by.loc["org/strong", "revision_full"] == "a" * 40 and by.loc["org/strong", "tab"] == "sentiment"
+    assert by.loc["local/weak", "method"] == "lora" and by.loc["local/weak", "base_model"] == "org/base"
+    assert by.loc["org/strong", "fingerprint"] == fingerprint_rows(ROWS) and by.loc["org/strong", "threshold_policy"] == "argmax"
+    assert pd.isna(by.loc["org/strong", "latency_p50_ms"]) and "hardware" in df.columns
+    assert leaderboard.tables_by_tab({("sentiment", "tweet_eval", "test"): df})["sentiment"] == [("sentiment", "tweet_eval", "test")]
+
+
+def test_per_label_scores_and_pareto():
+    from scipy.stats import pearsonr
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(1)
+    t = (rng.random((200, 3)) < 0.3).astype(int)
+    p = np.where(rng.random(t.shape) < 0.15, 1 - t, t)
+    rec = result_record(model_repo="org/m", revision=None, task="emotions", dataset="d", split="test",
+                        metrics={"macro_f1": 0.0}, y_true=t, y_pred=p, label_names=["a", "b", "c"])
+    scores = leaderboard.per_label_scores(rec, n_boot=200).set_index("label")
+    for j, name in enumerate("abc"):
+        assert scores.loc[name, "value"] == pytest.approx(f1_score(t[:, j], p[:, j]))
+        assert scores.loc[name, "ci_low"] < scores.loc[name, "value"] < scores.loc[name, "ci_high"]
+        assert scores.loc[name, "support"] == t[:, j].sum()
+    single = record("org/s", preds(60), label_names=["neg", "neu", "pos"])
+    ovr = leaderboard.per_label_scores(single, n_boot=50).set_index("label")
+    p1 = preds(60)
+    assert ovr.loc["pos", "value"] == pytest.approx(f1_score(Y == 2, p1 == 2))
+    y = rng.normal(size=(80, 2))
+    reg = result_record(model_repo="org/r", revision=None, task="vad", dataset="d", split="test", metrics={"macro_pearson": 0},
+                        y_true=y, y_pred=y + rng.normal(size=y.shape), label_names=["V", "A"])
+    dims = leaderboard.per_label_scores(reg, n_boot=50).set_index("label")
+    assert dims.loc["V", "value"] == pytest.approx(pearsonr(np.asarray(reg["predictions"]["y_pred"])[:, 0], y[:, 0])[0])
+    qa = result_record(model_repo="org/q", revision=None, task="qa", dataset="d", split="test", metrics={"f1": 1.0},
+                       scores={"f1": [1.0, 1.0]})
+    assert leaderboard.per_label_scores(qa) is None
+    # Pareto: max quality, min cost; rows without a cost are left out; lower-is-better quality flips
+    assert leaderboard.pareto_indices([0.9, 0.8, 0.85, 0.7, 0.95], [10, 5, 20, 6, None]) == [1, 0]
+    assert leaderboard.pareto_indices([0.2, 0.3], [1, 2], higher_quality=False) == [0]
+    assert leaderboard.pareto_indices([0.9, 0.8], [100, 900], lower_cost=False) == [1, 0]
+
+
+def test_validate_record_says_what_is_wrong(tmp_path):
+    good = record("org/new", preds(30))
+    board = [record("org/strong", preds(40))]
+    known = leaderboard.known_fingerprints(board)
+    assert known == {("sentiment", "tweet_eval", "test"): {fingerprint_rows(ROWS)}}
+    assert leaderboard.validate_record(good, known, board) == []
+    assert leaderboard.validate_record({"schema": "x"})[0].startswith("schema: expected 'affectlab.result/1'")
+
+    def errors(**changes):
+        rec = json.loads(json.dumps(good))
+        for path, value in changes.items():
+            *parents, leaf = path.split("__")
+            target = rec
+            for key in parents:
+                target = target[key]
+            if value is KeyError:
+                del target[leaf]
+            else:
+                target[leaf] = value
+        return " | ".join(leaderboard.validate_record(rec, known, board))
+
+    assert "model.repo_id: 'local/x' is not a model on the Hub" in errors(model__repo_id="local/x")
+    assert "model.revision: 'main' is not a commit sha" in errors(model__revision="main")
+    assert "task.primary_metric: 'bleu' is not a known metric" in errors(task__primary_metric="bleu")
+    assert "dataset.fingerprint: 'abc' is not sha256" in errors(dataset__fingerprint="abc")
+    other = fingerprint_rows([{"x": i} for i in range(N)])
+    assert "are not the rows of tweet_eval (test) that sentiment results" in errors(dataset__fingerprint=other)
+    assert errors(dataset__fingerprint=other, task__name="another-task") == ""  # no rows known for that task
+    assert "hashes 400 rows but dataset.num_rows is 10" in errors(dataset__num_rows=10)
+    assert "y_true has 400 and y_pred 3 values" in errors(predictions__y_pred=[0, 1, 2])
+    assert "no per-example predictions" in errors(predictions={})
+    assert "metrics.accuracy: the record says 0.5 but its predictions give 0.925" in errors(metrics__accuracy=0.5)
+    assert "config_hash: missing" in errors(config_hash=None)
+    assert "versions: transformers missing" in errors(versions={"python": "3.11"})
+    assert "date: 'yesterday' is not an ISO 8601 date" in errors(date="yesterday")
+    assert "is in the future" in errors(date="2999-01-01T00:00:00+00:00")
+    assert "seed: 'x' is not an integer" in errors(seed="x")
+    assert "is already on the leaderboard" in " ".join(leaderboard.validate_record(board[0], known, board))
+    record_, problems = leaderboard.parse_submission(b"[1, 2]")
+    assert record_ is None and "JSON object" in problems[0]
+    assert "not a JSON document" in leaderboard.parse_submission(b"{")[1][0]
