@@ -31,7 +31,7 @@ import torch
 
 from affectlab.configs import DataArguments
 from affectlab.errors import ArgumentError
-from affectlab.tasks.base import DatasetInfo, FitResult, SplitEvaluation, Task, TaskData
+from affectlab.tasks.base import DatasetInfo, FitResult, SplitEvaluation, Task, TaskData, dataset_info
 
 logger = logging.getLogger("affectlab.tasks.nli")
 
@@ -136,7 +136,7 @@ def gemma_encoder_classes():
 
 def redsm5_info(data_dir) -> DatasetInfo:
     """What the card and the records say about the ReDSM5 copy that was read (never its text)."""
-    from dataset_builders.redsm5.redsm5 import CITATION, find_files, read_corpus
+    from dataset_builders.redsm5.redsm5 import find_files, read_corpus
 
     posts_file, _ = find_files(data_dir)
     corpus = read_corpus(data_dir)
@@ -156,8 +156,9 @@ def redsm5_info(data_dir) -> DatasetInfo:
                       "predictions are the pooled out-of-fold ones.",
         "test": "The 10% test posts (the same in every fold), predicted by the saved model (the last fold's with CV).",
     }
-    return DatasetInfo(name="redsm5", config="nli", hub_id=None, license="other", languages=["en"], split_notes=notes,
-                       absent_splits=[], citation=CITATION, synthetic=synthetic, redistributable=False)
+    info = dataset_info("redsm5", "nli")
+    info.split_notes, info.synthetic = notes, synthetic
+    return info
 
 
 class NLITask(Task):

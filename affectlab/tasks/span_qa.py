@@ -34,13 +34,12 @@ from typing import Optional
 
 from affectlab.configs import DataArguments
 from affectlab.errors import ArgumentError
-from affectlab.tasks.base import DatasetInfo, FitResult, SplitEvaluation, Task, TaskData
+from affectlab.tasks.base import FitResult, SplitEvaluation, Task, TaskData, dataset_info
 
 QA_PARAMS = ("max_length", "doc_stride")                  # searched, but not TrainingArguments fields
 FEATURE_COLUMNS = ("example_id", "offset_mapping", "cls_index")
 SEARCH_METRICS = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "sentence_precision",
                   "sentence_recall", "sentence_f1")
-LICENSE = "other"   # ReDSM5 is licensed by its authors (../shared/data/README.md); not redistributable
 
 
 def _floats(text: str) -> list[float]:
@@ -340,7 +339,7 @@ class SpanQATask(Task):
         from affectlab.paths import dataset_dir
         from affectlab.span_qa import to_squad
         from dataset_builders import build_dataset
-        from dataset_builders.redsm5.redsm5 import CITATION, alignment_report, find_files
+        from dataset_builders.redsm5.redsm5 import alignment_report, find_files
 
         args, seed = self.args, self.training_args.seed
         synthetic = args.synthetic_posts > 0
@@ -372,9 +371,8 @@ class SpanQATask(Task):
                                             "the split fractions")
         report = alignment_report(data_dir)
         sample = "sample" in Path(find_files(data_dir)[1]).name.lower()
-        info = DatasetInfo(name="redsm5", config="evidence", license=LICENSE, redistributable=False,
-                           synthetic=synthetic, citation=CITATION,
-                           split_notes=self._split_notes(out, synthetic, sample))
+        info = dataset_info("redsm5", "evidence")
+        info.synthetic, info.split_notes = synthetic, self._split_notes(out, synthetic, sample)
         evals = {s: out[s] for s in ("validation", "test") if s in out}
         return TaskData(train=out["train"], eval=evals, info=info,
                         extra={"alignment": report, "num_examples": {k: len(v) for k, v in out.items()}, "sample": sample})
