@@ -108,7 +108,9 @@ def build_dataset_main(argv: list[str] | None = None) -> int:
     dsd = build_dataset(args.name, data_dir=args.data_dir, config=args.config)
     print(dsd)
     out = Path(args.output_dir or f"outputs/datasets/{args.name}")
-    export_dataset(dsd, out, spec.card(), config_name=args.config or spec.config or "default", pretty_name=spec.description)
+    meta = spec.card_metadata(dsd)
+    export_dataset(dsd, out, spec.card(), config_name=args.config or spec.config or "default",
+                   pretty_name=meta.pop("pretty_name"), license=meta.pop("license"), extra_yaml=meta)
     print(f"wrote {out}")
     if args.push_to_hub:
         from huggingface_hub import HfApi

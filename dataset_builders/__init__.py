@@ -31,9 +31,49 @@ class DatasetSpec:
         module, cls = self.builder.split(":")
         return getattr(importlib.import_module(module), cls)
 
+    def module(self):
+        return importlib.import_module(self.builder.split(":")[0])
+
     def card(self) -> str:
-        module = importlib.import_module(self.builder.split(":")[0])
-        return getattr(module, "CARD", f"# {self.name}\n\n{self.description}\n")
+        """The dataset card body: the module's CARD, then what each local split is and which official
+        splits are absent (so numbers computed on it are reported under their true names)."""
+        module = self.module()
+        body = getattr(module, "CARD", f"# {self.name}\n\n{self.description}\n").rstrip() + "\n"
+        notes, absent = getattr(module, "SPLIT_NOTES", {}), getattr(module, "ABSENT_SPLITS", [])
+        if notes or absent:
+            body += "\n## Splits in this build\n\n"
+            body += "".join(f"- `{split}`: {note}\n" for split, note in notes.items())
+            body += "".join(f"- Not in this build: {split}.\n" for split in absent)
+        mapping = getattr(module, "LABEL_MAPPING", None)
+        if mapping:
+            target = getattr(module, "NO_EMOTION_LABEL", None)
+            body += "\n## Label mapping\n\n| source label | mapped to |\n|---|---|\n"
+            body += "".join(f"| {src} | {dst} |\n" for src, dst in mapping.items())
+            if target:
+                body += f"| (no emotion) | {target} |\n"
+        return body
+
+    def card_metadata(self, dataset_dict=None) -> dict:
+        """YAML metadata of the dataset card (licence, languages, task categories, size, source, name)."""
+        module = self.module()
+        meta = {"license": getattr(module, "LICENSE", "other"), "language": list(getattr(module, "LANGUAGES", ["en"])),
+                "task_categories": list(getattr(module, "TASK_CATEGORIES", ["text-classification"])),
+                "pretty_name": self.description}
+        if getattr(module, "TASK_IDS", None):
+            meta["task_ids"] = list(module.TASK_IDS)
+        hub_id = getattr(module, "HUB_ID", None)
+        meta["source_datasets"] = [f"extended|{hub_id}"] if hub_id else ["original"]
+        if dataset_dict is not None:
+            meta["size_categories"] = [size_category(sum(len(d) for d in dataset_dict.values()))]
+        return meta
+
+
+def size_category(n: int) -> str:
+    """The Hub's `size_categories` bucket for n rows."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "1M<n<10M"
 
 
 REGISTRY: dict[str, DatasetSpec] = {}

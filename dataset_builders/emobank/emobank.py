@@ -65,6 +65,9 @@ SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 LICENSE = "cc-by-sa-4.0"
 LANGUAGES = ["en"]
 SPLIT_NOTES = {"validation": "EmoBank's official dev split (1,000 sentences)"}
+ABSENT_SPLITS = ["test (official, 1,000 sentences, with its individual ratings)"]
+TASK_CATEGORIES = ["text-classification"]
+TASK_IDS = ["sentiment-scoring"]
 
 CITATION = """@inproceedings{buechel2017emobank,
   title = {{EmoBank}: Studying the Impact of Annotation Perspective and Representation Format on Dimensional Emotion Analysis},
