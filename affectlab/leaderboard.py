@@ -42,7 +42,7 @@ COLUMNS = ["task", "dataset", "split", "group", "rank", "model", "revision", "me
            "n", "margin_to_leader", "p_vs_leader", "significant", "family", "method", "base_model", "rows", "date",
            "path", "tab", "dataset_config", "revision_full", "fingerprint", "params", "hardware", "seed", "seeds",
            "threshold_policy", "multi_label", "latency_p50_ms", "latency_p99_ms", "throughput", "tokens_s",
-           "ttft_p50_ms", "peak_memory_mb"]
+           "ttft_p50_ms", "peak_memory_mb", "stored_value", "note"]
 SPEED_COLUMNS = ["latency_p50_ms", "latency_p99_ms", "throughput", "tokens_s", "ttft_p50_ms", "peak_memory_mb"]
 LOCAL_PREFIX = "local/"
 ALPHA = 0.05
@@ -274,12 +274,34 @@ def _rank_group(rows: list[dict], metrics: list, higher: bool, n_boot: int, seed
     return out
 
 
-def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: float = ALPHA):
-    """One pandas DataFrame per (task, dataset, split): group 1 ranked first, other sets of rows after it."""
+def metric_of(record: dict, metric: str):
+    """`affectlab.stats.record_metric`, also reading a rate from the per-example 0/1 scores of its stem
+    (`usable_rate` as the mean of `scores["usable"]`)."""
+    from affectlab.stats import from_values, record_metric
+
+    try:
+        return record_metric(record, metric)
+    except KeyError:
+        scores = (record.get("predictions") or {}).get("scores") or {}
+        stem = metric[:-len("_rate")] if metric.endswith("_rate") else None
+        if stem and stem in scores:
+            return from_values(metric, scores[stem])
+        raise
+
+
+def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: float = ALPHA, strict: bool = True,
+                 skipped: list | None = None):
+    """One pandas DataFrame per (task, dataset, split): group 1 ranked first, other sets of rows after it.
+
+    The value ranked is always the one recomputed from the stored predictions. A record whose stored primary
+    metric disagrees with it raises a ValueError when `strict`; otherwise its row carries the stored value
+    and a `note` (e.g. the nli family stores the mean over CV folds beside the pooled out-of-fold predictions).
+    A record whose metric cannot be recomputed (no per-example values for it) or whose primary metric differs
+    from the others' raises when `strict`; otherwise it is left out and `(path, reason)` appended to `skipped`."""
     import pandas as pd
 
     from affectlab.registry import higher_is_better
-    from affectlab.stats import bootstrap, record_metric
+    from affectlab.stats import bootstrap
 
     groups: dict[tuple, list[dict]] = {}
     for key, r in _latest(records).items():
@@ -291,13 +313,25 @@ def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: 
         higher = higher_is_better(metric)
         by_rows: dict[object, list[tuple[dict, object]]] = {}
         for r in rs:
-            if r["task"]["primary_metric"] != metric:
-                raise ValueError(f"{r.get('_path')}: primary metric {r['task']['primary_metric']!r} differs from "
-                                 f"{metric!r} of the other {task} results on {dataset} ({split})")
-            m = record_metric(r, metric)
+            try:
+                if r["task"]["primary_metric"] != metric:
+                    raise ValueError(f"{r.get('_path')}: primary metric {r['task']['primary_metric']!r} differs from "
+                                     f"{metric!r} of the other {task} results on {dataset} ({split})")
+                m = metric_of(r, metric)
+            except (KeyError, ValueError) as exc:
+                if strict:
+                    raise
+                if skipped is not None:
+                    skipped.append((r.get("_path"), str(exc).strip("'\"")))
+                continue
             stored = r["metrics"].get(metric)
+            note = None
             if stored is not None and not abs(stored - m.value) <= 1e-6 * max(1.0, abs(m.value)):
-                raise ValueError(f"{r.get('_path')}: stored {metric}={stored} but predictions give {m.value}")
+                if strict:
+                    raise ValueError(f"{r.get('_path')}: stored {metric}={stored} but predictions give {m.value}")
+                note = (f"the record stores {metric} = {stored:.4g} but its per-example predictions give "
+                        f"{m.value:.4g} (e.g. a mean over cross-validation folds beside pooled out-of-fold "
+                        "predictions); the board ranks the recomputed value")
             ci = bootstrap(m, n_boot, seed, alpha)
             fp = r["dataset"].get("fingerprint")
             speed = speed_of(r)
@@ -311,9 +345,11 @@ def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: 
                    "hardware": hardware_label(r), "seed": r.get("seed"),
                    "seeds": len({s for s in seeds.get(_key(r), {r.get("seed")}) if s is not None}) or None,
                    "threshold_policy": threshold_policy(r), "multi_label": _multi_label(r),
-                   **{k: speed.get(k) for k in SPEED_COLUMNS}}
+                   **{k: speed.get(k) for k in SPEED_COLUMNS}, "stored_value": stored, "note": note}
             # rows without a fingerprint cannot be shown to be the same rows as any other: each stands alone
             by_rows.setdefault(fp or ("unknown", r.get("_path"), row["model"]), []).append((row, m))
+        if not by_rows:
+            continue
         best = (lambda vals: max(vals)) if higher else (lambda vals: -min(vals))
         ordered = sorted(by_rows.values(), key=lambda g: (-len(g), -best([row["value"] for row, _ in g])))
         out = []
@@ -666,9 +702,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hub-url", default=None, help="base URL of model links (default: $HF_ENDPOINT or huggingface.co)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on a record whose stored primary metric differs from its predictions' or cannot "
+                             "be recomputed (default: rank the recomputed value with a note; leave the other out)")
     args = parser.parse_args(argv)
     records = load_results(args.results or default_results_location())
-    tables = build_tables(records, n_boot=args.n_boot, seed=args.seed)
+    skipped: list = []
+    tables = build_tables(records, n_boot=args.n_boot, seed=args.seed, strict=args.strict, skipped=skipped)
+    for path, reason in skipped:
+        print(f"left out: {path}: {reason}", file=sys.stderr)
+    for df in tables.values():
+        for r in df[df["note"].notna()].itertuples():
+            print(f"note: {r.path}: {r.note}", file=sys.stderr)
     paths = write_outputs(tables, args.out, args.hub_url or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     print(to_markdown(tables))
     print(f"{len(records)} results, {len(tables)} tables -> {', '.join(str(p) for p in paths.values())}", file=sys.stderr)

@@ -71,6 +71,7 @@ class Board:
     submit_repo: str | None = None
     by_path: dict[str, dict] = field(default_factory=dict)
     known: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)   # (path, reason) of records that could not be scored
 
 
 def load_board(results: list[str] | str | None, n_boot: int = 1000, hub_url: str = HUB,
@@ -85,9 +86,10 @@ def load_board(results: list[str] | str | None, n_boot: int = 1000, hub_url: str
             if len(sources) > 1:
                 r["_path"] = f"[{i}] {r['_path']}"
             records.append(r)
-    tables = build_tables(records, n_boot=n_boot)
+    skipped: list = []
+    tables = build_tables(records, n_boot=n_boot, strict=False, skipped=skipped)
     return Board(records, tables, tables_by_tab(tables), sources, hub_url, n_boot, submit_repo,
-                 {r["_path"]: r for r in records}, known_fingerprints(records))
+                 {r["_path"]: r for r in records}, known_fingerprints(records), skipped)
 
 
 def default_submit_repo(sources: list[str]) -> str | None:
@@ -188,7 +190,7 @@ def display_frame(df, hub_url: str = HUB, other: bool = False):
             row["Rows"] = r["rows"]
         row["Rank"] = int(r["rank"])
         row["Model"] = model_markdown(r["model"], r["revision"], hub_url)
-        row[label] = fmt_metric(r["value"], digits)
+        row[label] = fmt_metric(r["value"], digits) + (" †" if isinstance(r.get("note"), str) else "")
         row["95% CI"] = f"[{fmt_metric(r['ci_low'], digits)}, {fmt_metric(r['ci_high'], digits)}]"
         if not other:
             row["Δ to #1"] = "—" if r["rank"] == 1 else f"−{fmt_metric(r['margin_to_leader'], digits)}"
@@ -291,6 +293,12 @@ def protocol_markdown(df, board: Board) -> str:
     if note.get("absent_splits"):
         text += f"  \n_Official splits not available here:_ {'; '.join(note['absent_splits'])}."
     return text
+
+
+def notes_markdown(df) -> str:
+    """† notes of a table's rows (a stored metric that differs from the one recomputed from the predictions)."""
+    rows = df[df["note"].notna()] if "note" in df else df.iloc[:0]
+    return "  \n".join(f"† `{r['model']}` ({r['split']}): {r['note']}." for r in rows.to_dict("records"))
 
 
 LEGEND = ("Ranked by the primary metric; **✱** the leader's margin over that row is significant (paired bootstrap "
@@ -449,7 +457,11 @@ def about_markdown(board: Board) -> str:
         absent = "; ".join(note.get("absent_splits") or []) or "–"
         table.append(f"| {name} | {note.get('config') or '–'} | {note.get('hub_id') or '–'} | "
                      f"{note.get('license') or '–'} | {splits} | {absent} |")
-    out += ["\n".join(table), "## Citing a row",
+    out.append("\n".join(table))
+    if board.skipped:
+        out += ["## Records not shown", "These records could not be scored from their per-example values:",
+                "\n".join(f"* `{path}`: {_escape(reason)}" for path, reason in board.skipped)]
+    out += ["## Citing a row",
             "Cite the model id **and revision**, the dataset, config and split with the **row fingerprint**, "
             "the metric with its 95% CI, and the date. Results on the local validation split of a dataset whose "
             "official test split is held out are validation numbers, not test numbers."]
@@ -581,6 +593,9 @@ def build_app(board: Board):
                                                             elem_id=f"table-{fam.key}-{i}", show_label=False,
                                                             pinned_columns=2,
                                                             buttons=["copy", "fullscreen"]))
+                                notes = notes_markdown(df)
+                                if notes:
+                                    gr.Markdown(notes, elem_classes=["legend"])
                                 if len(other):
                                     gr.Markdown(f"**Evaluated on other rows** ({len(other)}): not comparable with the "
                                                 "ranking above; each set of rows is ranked on its own.")

@@ -218,3 +218,13 @@ def test_an_empty_board_still_serves_every_tab(app_module, tmp_path):
     ids = {getattr(c, "elem_id", None) for c in blocks.blocks.values()}
     assert {"tab-emotions", "tab-llm-sft", "tab-plots", "tab-about", "tab-submit", "empty-emotions"} <= ids
     assert "| goemotions |" in app_module.about_markdown(empty)
+
+
+def test_a_stored_metric_that_differs_is_marked(app_module, board):
+    df = table(board, "criterion-matching").copy()
+    df.loc[df.index[1], "note"] = "the record stores macro_f1 = 0.2 but its per-example predictions give 0.1"
+    shown = app_module.display_frame(df, board.hub_url)
+    assert shown.iloc[1]["Macro F1 ↑"].endswith(" †") and not shown.iloc[0]["Macro F1 ↑"].endswith("†")
+    assert app_module.notes_markdown(df) == (f"† `{df.iloc[1]['model']}` (test): the record stores macro_f1 = 0.2 "
+                                             "but its per-example predictions give 0.1.")
+    assert app_module.notes_markdown(table(board, "criterion-matching")) == ""

@@ -107,6 +107,32 @@ def test_stored_metric_must_match_predictions(tmp_path):
     save_result(rec, tmp_path)
     with pytest.raises(ValueError, match="stored accuracy=0.99"):
         leaderboard.build_tables(load_results(tmp_path), n_boot=10)
+    # not strict (the app, the CLI): the recomputed value is ranked and the row says why it differs (the nli
+    # family stores the mean over CV folds beside the pooled out-of-fold predictions)
+    row = leaderboard.build_tables(load_results(tmp_path), n_boot=10, strict=False)[("sentiment", "tweet_eval", "test")].iloc[0]
+    assert row.value == pytest.approx(0.9) and row.stored_value == 0.99
+    assert row.note.startswith("the record stores accuracy = 0.99 but its per-example predictions give 0.9")
+
+
+def test_unscorable_records_are_left_out_unless_strict(tmp_path):
+    save_result(record("org/fine", preds(40)), tmp_path)
+    usable = np.array([1.0, 0.0, 1.0, 1.0])
+    llm = result_record(model_repo="org/llm", revision=None, task="llm", dataset="emobank", split="validation",
+                        metrics={"usable_rate": 0.75}, scores={"usable": usable, "abs_error": usable},
+                        primary_metric="usable_rate", family="sft", task_type="text-generation")
+    save_result(llm, tmp_path)  # the rate is the mean of the per-example 0/1 `usable`
+    broken = record("org/broken", preds(40), task="llm")
+    broken["task"]["primary_metric"] = "usable_rate"
+    broken["metrics"]["usable_rate"] = 0.5
+    save_result(broken, tmp_path)  # no per-example values for its metric
+    with pytest.raises(KeyError, match="'usable_rate'"):
+        leaderboard.build_tables(load_results(tmp_path), n_boot=10)
+    skipped = []
+    tables = leaderboard.build_tables(load_results(tmp_path), n_boot=10, strict=False, skipped=skipped)
+    llm_table = tables[("llm", "emobank", "validation")]
+    assert list(llm_table["model"]) == ["org/llm"] and llm_table["value"].iloc[0] == 0.75
+    assert len(skipped) == 1 and skipped[0][0].startswith("org/broken/") and "usable_rate" in skipped[0][1]
+    assert ("sentiment", "tweet_eval", "test") in tables and ("llm", "tweet_eval", "test") not in tables
 
 
 def test_cli_exports_markdown_csv_html(results_dir, tmp_path):
