@@ -465,7 +465,6 @@ def validate_record(record: dict, known: dict[tuple[str, str, str], set[str]] | 
     and that the same model revision is not already on the board for those rows (`existing`)."""
     from affectlab.registry import is_known_metric
     from affectlab.results import RESULT_SCHEMA
-    from affectlab.stats import record_metric
 
     errors: list[str] = []
     if record.get("schema") != RESULT_SCHEMA:
@@ -537,7 +536,7 @@ def validate_record(record: dict, known: dict[tuple[str, str, str], set[str]] | 
             errors.append(f"predictions.scores: {', '.join(bad)} must have one value per evaluated row ({n_rows})")
     if not errors and isinstance(metric, str):
         try:
-            m = record_metric(record, metric)
+            m = metric_of(record, metric)
             stored = float(metrics[metric])
             if not abs(stored - m.value) <= 1e-6 * max(1.0, abs(m.value)):
                 errors.append(f"metrics.{metric}: the record says {stored:.6g} but its predictions give {m.value:.6g}")
