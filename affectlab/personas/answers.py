@@ -1,9 +1,12 @@
 """LLM answers: robust parsing of the JSON an LLM gives for a label set, and scoring a batch of answers.
 
-`parse_answer(text, label_set)` finds the first JSON object in an answer (code fences, text around the
-object, single quotes, trailing commas, unquoted keys, a truncated object, duplicate keys, case-insensitive
-keys, numeric strings, out-of-range values clipped) and says whether it was `parsed`, `schema_valid`
-(exactly `answer_schema(label_set)`, no repairs) and `usable` (every dimension has a number).
+`parse_answer(text, label_set)` finds the answer's JSON object (code fences, text around the object; with
+several objects the LAST complete one that fits the label set, so a repeated prompt example is not taken
+for the answer; single quotes, trailing commas and unquoted keys are repaired; a truncated object loses
+its cut last value; duplicate keys, case-insensitive keys, numeric strings, out-of-range values clipped)
+and says whether it was `parsed`, `clean` (strict JSON, no repair), `schema_valid` (exactly
+`answer_schema(label_set)`, one complete answer, no repairs), `ambiguous` (several complete answers) and
+`usable` (every dimension has a number that was really in the answer).
 
 `score_generations(answers, rows, label_set)` turns a batch of answers into rates (`parse_rate`,
 `schema_valid_rate`, `usable_rate`, `out_of_range_rate`), the regression report
@@ -41,29 +44,64 @@ def _candidates(text: str):
     yield text
 
 
-def _first_object(text: str):
-    """The first `{...}` that decodes to a dict (strict JSON, then light repairs); None if there is none."""
+def _strict_objects(text: str) -> list:
+    """Every top-level `{...}` of `text` that decodes as strict JSON to a dict, in order."""
     decoder = json.JSONDecoder(object_pairs_hook=_DupDict)
-    starts = [m.start() for m in re.finditer(r"\{", text)]
-    for start in starts:
+    found, i = [], 0
+    while True:
+        start = text.find("{", i)
+        if start < 0:
+            return found
         try:
-            obj, _ = decoder.raw_decode(text[start:])
-            if isinstance(obj, dict):
-                return obj, "json"
+            obj, end = decoder.raw_decode(text[start:])
         except json.JSONDecodeError:
-            pass
-    for start in starts:
+            i = start + 1
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        i = start + max(end, 1)
+
+
+def _fits(obj: dict, label_set: LabelSet) -> bool:
+    """Every dimension present (case-insensitively) with a number."""
+    lookup = {str(k).strip().lower(): v for k, v in obj.items()}
+    for dim in label_set.dimensions:
+        v = lookup.get(dim.lower())
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            return False
+        if isinstance(v, str) and not _NUMBER.match(v):
+            return False
+    return True
+
+
+def _pick_object(text: str, label_set: LabelSet):
+    """(object, how, n_fitting): the LAST strict JSON object that fits the label set (an answer that repeats
+    the prompt's example before its own is read as its own); else the last strict object; else a repaired one.
+
+    A repaired object that had to be closed (a truncated answer) loses its last value: that value may have
+    been cut (`"D": 3` of `"D": 3.5`), and a value the parser had to invent is never used."""
+    objects = _strict_objects(text)
+    if objects:
+        fitting = [o for o in objects if _fits(o, label_set)]
+        return (fitting or objects)[-1], "json", len(fitting)
+    for m in re.finditer(r"\{", text):
+        start = m.start()
         end = text.find("}", start)
-        chunk = text[start:end + 1] if end >= 0 else text[start:].rstrip().rstrip(",") + "}"
+        truncated = end < 0
+        chunk = text[start:end + 1] if not truncated else text[start:].rstrip().rstrip(",") + "}"
         repaired = re.sub(r",\s*}", "}", chunk.replace("'", '"'))
         repaired = re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_ ]*)\s*:", r'\1"\2":', repaired)  # unquoted keys
         try:
             obj = json.loads(repaired, object_pairs_hook=_DupDict)
-            if isinstance(obj, dict):
-                return obj, "repaired"
         except json.JSONDecodeError:
             continue
-    return None, None
+        if isinstance(obj, dict):
+            if truncated and obj and not text[start:].rstrip().endswith(","):  # cut inside the last value
+                cut = _DupDict(list(obj.items())[:-1])
+                cut.duplicates = getattr(obj, "duplicates", [])
+                obj = cut
+            return obj, "truncated" if truncated else "repaired", int(_fits(obj, label_set))
+    return None, None, 0
 
 
 def parse_answer(text: str, label_set) -> dict:
@@ -77,15 +115,18 @@ def parse_answer(text: str, label_set) -> dict:
     """
     label_set = LabelSet.coerce(label_set)
     out = {"parsed": False, "schema_valid": False, "usable": False, "values": None, "missing": list(label_set.dimensions),
-           "extra": [], "out_of_range": [], "non_numeric": [], "duplicates": [], "how": None}
-    obj, how = None, None
+           "extra": [], "out_of_range": [], "non_numeric": [], "duplicates": [], "how": None, "clean": False,
+           "ambiguous": False}
+    obj, how, fitting = None, None, 0
     for candidate in _candidates(text or ""):
-        obj, how = _first_object(candidate)
+        obj, how, fitting = _pick_object(candidate, label_set)
         if obj is not None:
             break
     if obj is None:
         return out
     out["parsed"], out["how"] = True, how
+    out["clean"] = how == "json"
+    out["ambiguous"] = fitting > 1  # several complete answers: the last is used, none is schema-valid
     out["duplicates"] = list(getattr(obj, "duplicates", []))
     lookup = {str(k).strip().lower(): v for k, v in obj.items()}
     dims = {d.lower(): d for d in label_set.dimensions}
@@ -117,7 +158,8 @@ def parse_answer(text: str, label_set) -> dict:
     out.update(missing=missing, non_numeric=non_numeric, out_of_range=out_of_range)
     out["usable"] = not missing and not non_numeric
     out["values"] = values if out["usable"] else None
-    out["schema_valid"] = out["usable"] and strict and not out_of_range and not out["extra"] and not out["duplicates"]
+    out["schema_valid"] = (out["usable"] and strict and not out_of_range and not out["extra"] and not out["duplicates"]
+                           and not out["ambiguous"])
     return out
 
 

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
     ('{"V": "3.5", "A": 2, "D": 1}', True, False, True, [3.5, 2.0, 1.0]),         # numeric string
     ('{"V": "high", "A": 2, "D": 1}', True, False, False, None),                  # non-numeric
     ('{"V": 3, "A": 2, "D": 1, "joy": 2}', True, False, True, [3.0, 2.0, 1.0]),   # extra key
-    ('{"V": 3, "A": 2, "D": 1', True, False, True, [3.0, 2.0, 1.0]),              # truncated object
+    ('{"V": 3, "A": 2, "D": 1', True, False, False, None),                        # truncated: D may be cut
     ('{"V": 3, "A": 2, "D": 1, "D": 4}', True, False, True, [3.0, 2.0, 4.0]),      # duplicate key (last wins)
     ("I cannot rate this.", False, False, False, None),
     ("", False, False, False, None),
