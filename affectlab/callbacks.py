@@ -3,6 +3,10 @@
 `GradientHealthCallback` watches gradients the way the seed ASL system did: at every logging step it
 records the global and per-block gradient norms (to `gradient_health.jsonl` in the output folder)
 and warns once when they collapse (vanishing, e.g. ASL with a large gamma_neg) or explode.
+
+Across a resume the log continues as in an uninterrupted run: at the start of training the file keeps
+only the records up to the resumed step (a fresh run starts it empty), so each step is recorded once;
+the warnings already given travel in the checkpoint (`checkpoint_state`, see `affectlab.checkpointing`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,22 @@ def gradient_norms(model: torch.nn.Module) -> tuple[float, dict[str, float]]:
     return total, {k: math.sqrt(v) for k, v in sq.items()}
 
 
+def read_records(path: str | Path) -> list[dict]:
+    """The records of a gradient_health.jsonl (a line torn by a kill mid-write is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            out.append(record)
+    return out
+
+
 class GradientHealthCallback(TrainerCallback):
     def __init__(self, collapse_below: float = 1e-6, explode_above: float = 1e3, filename: str = "gradient_health.jsonl"):
         self.collapse_below = collapse_below
@@ -50,6 +70,27 @@ class GradientHealthCallback(TrainerCallback):
         self.filename = filename
         self.warned: set[str] = set()
         self.records: list[dict] = []
+
+    # ---- state kept in checkpoints (affectlab.checkpointing) ----------------------------------------
+    def checkpoint_state(self) -> dict:
+        return {"warned": sorted(self.warned)}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        self.warned = set(state.get("warned", []))
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        """Continue the log from the step training starts at: drop records of steps after it (run after
+        the checkpoint being resumed, then lost), or start it empty for a fresh run."""
+        if not args.output_dir:
+            return
+        path = Path(args.output_dir) / self.filename
+        step = int(state.global_step or 0)
+        kept = [r for r in read_records(path) if r["step"] <= step] if step > 0 else []
+        self.records = kept
+        if state.is_world_process_zero and (path.exists() or kept):
+            from affectlab.io import atomic_write_text
+
+            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self.warned:

@@ -87,3 +87,41 @@ def test_healthy_gradients_do_not_warn(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="affectlab.callbacks"):
         step(cb, model, tmp_path)
     assert not caplog.records and len(cb.records) == 1
+
+
+def begin(cb, tmp_path, global_step):
+    args = SimpleNamespace(logging_steps=1, output_dir=str(tmp_path))
+    state = SimpleNamespace(global_step=global_step, is_world_process_zero=True)
+    cb.on_train_begin(args, state, None)
+
+
+def test_resume_keeps_each_step_once(tmp_path):
+    """A resume from step 2 drops the records of steps run after that checkpoint (and a torn last line)."""
+    cb, model = GradientHealthCallback(), Net()
+    set_grads(model, 0.01)
+    begin(cb, tmp_path, 0)
+    for s in range(4):
+        step(cb, model, tmp_path, global_step=s, logging_steps=1)
+    path = tmp_path / "gradient_health.jsonl"
+    with open(path, "a") as fh:
+        fh.write('{"step": 5, "grad_no')                 # killed mid-append
+    resumed = GradientHealthCallback()
+    begin(resumed, tmp_path, 2)
+    assert [r["step"] for r in resumed.records] == [1, 2]
+    for s in range(2, 4):
+        step(resumed, model, tmp_path, global_step=s, logging_steps=1)
+    assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2, 3, 4]
+    begin(GradientHealthCallback(), tmp_path, 0)       # a fresh run starts the log empty
+    assert path.read_text() == ""
+
+
+def test_warnings_given_travel_in_the_checkpoint(tmp_path, caplog):
+    cb, model = GradientHealthCallback(), Net()
+    set_grads(model, 1e-9)
+    step(cb, model, tmp_path)
+    resumed = GradientHealthCallback()
+    resumed.load_checkpoint_state(json.loads(json.dumps(cb.checkpoint_state())))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="affectlab.callbacks"):
+        step(resumed, model, tmp_path, global_step=9)
+    assert resumed.warned == {"collapse"} and not caplog.records
