@@ -112,24 +112,27 @@ def take_token(training_args) -> str | None:
 def check_output_dir(task) -> None:
     """Refuse a non-empty output_dir holding another run, unless resuming it or asked to overwrite it.
 
-    `--resume_from_checkpoint true` means the latest checkpoint in output_dir (an error when there is none).
+    `--resume_from_checkpoint true` means the latest COMPLETE checkpoint in output_dir (incomplete ones, from
+    a kill mid-write, are skipped with a warning; an error when there is none), see affectlab.checkpointing.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
+    from affectlab.checkpointing import checkpoint_problem, latest_complete_checkpoint
     from affectlab.errors import ArgumentError
 
     training_args = task.training_args
     out = Path(training_args.output_dir)
     resume = training_args.resume_from_checkpoint
     if isinstance(resume, str) and resume.lower() in ("true", "latest"):
-        last = get_last_checkpoint(str(out)) if out.is_dir() else None
+        last = latest_complete_checkpoint(out) if out.is_dir() else None
         if last is None:
-            raise ArgumentError("resume_from_checkpoint", f"no checkpoint to resume in {out}")
+            raise ArgumentError("resume_from_checkpoint", f"no complete checkpoint to resume in {out}")
         training_args.resume_from_checkpoint = last
     elif isinstance(resume, str) and resume.lower() == "false":
         training_args.resume_from_checkpoint = None
     elif resume and not Path(str(resume)).is_dir():
         raise ArgumentError("resume_from_checkpoint", f"{resume} is not a checkpoint folder")
+    elif resume and checkpoint_problem(resume):
+        raise ArgumentError("resume_from_checkpoint", f"{resume} is an incomplete checkpoint "
+                                                      f"({checkpoint_problem(resume)}); pass true for the latest complete one")
     if training_args.resume_from_checkpoint or not out.is_dir() or not any(out.iterdir()):
         return
     if getattr(task.args, "overwrite_output_dir", False):
