@@ -173,6 +173,7 @@ def significance(row) -> str:
     return f"✱ {shown}" if row["significant"] else f"n.s. ({shown})"
 
 
+METHODS = {"full": "full", "lora": "LoRA", "qlora": "QLoRA", "dora": "DoRA"}
 SPEED_SHOWN = [("latency_p50_ms", "p50 ms", 2), ("throughput", "samples/s", 0), ("ttft_p50_ms", "TTFT ms", 2)]
 
 
@@ -198,7 +199,7 @@ def display_frame(df, hub_url: str = HUB, other: bool = False):
         row["Base model"] = base_markdown(r["base_model"], hub_url)
         if df["params"].notna().any():
             row["Params"] = fmt_params(r["params"])
-        row["Method"] = {"lora": "LoRA", "qlora": "QLoRA", "dora": "DoRA"}.get(r["method"] or "", r["method"] or "")
+        row["Method"] = METHODS.get(r["method"] or "", r["method"] or "")
         if any(not _nan(v) and v > 1 for v in df["seeds"]):  # else the protocol line says "1 per model"
             row["Seeds"] = "" if _nan(r["seeds"]) else str(r["seeds"])
         for key, name, speed_digits in SPEED_SHOWN:
@@ -577,7 +578,8 @@ def build_app(board: Board):
                     with gr.Row():
                         search = gr.Textbox(label="Model contains", placeholder="e.g. roberta", scale=3,
                                             elem_id=f"search-{fam.key}")
-                        method = gr.CheckboxGroup(methods, value=methods, label="Method", scale=2,
+                        method = gr.CheckboxGroup([(METHODS.get(m, m), m) for m in methods], value=methods,
+                                                  label="Method", scale=2,
                                                   elem_id=f"method-{fam.key}")
                     multi_task = len({k[0] for k in keys}) < len(keys) and len({(k[1], k[2]) for k in keys}) < len(keys)
                     outputs = []

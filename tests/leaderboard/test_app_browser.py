@@ -224,7 +224,7 @@ def test_filters_change_the_rows(browser):
     box.send_keys(" ")  # a change event with an empty search
     wait_for(lambda: models_in(browser, css, models) == models, what="the rows back")
     lora = next(label for label in browser.find_elements(By.CSS_SELECTOR, "#method-emotions label")
-                if label.text.strip() == "lora")
+                if label.text.strip() == "LoRA")
     lora.click()
     wait_for(lambda: models_in(browser, css, models) == ["org/roberta-goemotions", "local/minilm-demo"],
              what="the method filter to drop the LoRA row")
