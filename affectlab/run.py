@@ -159,15 +159,48 @@ def _barrier(trainer) -> None:
         trainer.accelerator.wait_for_everyone()
 
 
-def finish_run(task, data, fit, evaluations, push_wanted: bool) -> RunResult:
-    """Stage every output, move it into output_dir atomically, write result records, push."""
+def stage_outputs(task, data, fit, evaluations, staging: Path):
+    """Family files, train_results.json, the eval_results payload (validated) and the card, into `staging`."""
     from affectlab.cards import run_card
-    from affectlab.eval_results import build_eval_results
+    from affectlab.errors import UserError
+    from affectlab.eval_results import EvalResultsError, build_eval_results
     from affectlab.io import atomic_write_json, atomic_write_text
     from affectlab.models import hub_model_id, peft_method
 
-    training_args, model_args = task.training_args, task.model_args
+    training_args, model_args, trainer = task.training_args, task.model_args, fit.trainer
     output_dir = Path(training_args.output_dir)
+    staging.mkdir(parents=True, exist_ok=True)
+    task.save_artifacts(staging, fit, data, evaluations)
+    log_history = trainer.state.log_history if trainer is not None else []
+    atomic_write_json(staging / "train_results.json", {**fit.train_metrics, "train_rows": fit.train_rows,
+                                                       "world_size": getattr(training_args, "world_size", 1),
+                                                       "log_history": log_history})
+    try:
+        payload = build_eval_results(task, data, evaluations, base_model=model_args.model_name_or_path,
+                                     base_model_hub_id=hub_model_id(model_args.model_name_or_path),
+                                     method=peft_method(model_args), seed=training_args.seed,
+                                     extra=task.extra_results(fit, data, evaluations))
+    except EvalResultsError as err:
+        if "primary metric" in str(err):  # e.g. a constant prediction on too few rows: report no number at all
+            raise UserError(f"the run cannot report its primary metric ({err}); evaluate on more rows "
+                            "(--max_eval_samples) or train longer — nothing was written to the output folder") from None
+        raise
+    repo_id = training_args.hub_model_id or f"<user>/{output_dir.name}"
+    card = run_card(task, data=data, evaluations=evaluations, fit=fit, eval_payload=payload,
+                    training_args=training_args, model_args=model_args, repo_id=repo_id,
+                    context=task.card_context(fit, data, evaluations))
+    card.save(str(staging / "README.md"))
+    text = task.report(evaluations) if task.args.print_report else ""
+    if text:
+        atomic_write_text(staging / "report.txt", text)
+    return payload, text
+
+
+def finish_run(task, data, fit, evaluations, push_wanted: bool) -> RunResult:
+    """Stage every output, move it into output_dir atomically, write result records, push."""
+    from affectlab.io import atomic_write_json
+
+    output_dir = Path(task.training_args.output_dir)
     staging = output_dir / STAGING
     trainer = fit.trainer
     if _is_main(trainer) and staging.exists():
@@ -176,24 +209,11 @@ def finish_run(task, data, fit, evaluations, push_wanted: bool) -> RunResult:
     task.save_model(fit, staging)
     result = RunResult(output_dir=output_dir, results={}, eval_results={})
     if _is_main(trainer):
-        staging.mkdir(parents=True, exist_ok=True)
-        task.save_artifacts(staging, fit, data, evaluations)
-        log_history = trainer.state.log_history if trainer is not None else []
-        atomic_write_json(staging / "train_results.json", {**fit.train_metrics, "train_rows": fit.train_rows,
-                                                           "world_size": getattr(training_args, "world_size", 1),
-                                                           "log_history": log_history})
-        payload = build_eval_results(task, data, evaluations, base_model=model_args.model_name_or_path,
-                                     base_model_hub_id=hub_model_id(model_args.model_name_or_path),
-                                     method=peft_method(model_args), seed=training_args.seed,
-                                     extra=task.extra_results(fit, data, evaluations))
-        repo_id = training_args.hub_model_id or f"<user>/{output_dir.name}"
-        card = run_card(task, data=data, evaluations=evaluations, fit=fit, eval_payload=payload,
-                        training_args=training_args, model_args=model_args, repo_id=repo_id,
-                        context=task.card_context(fit, data, evaluations))
-        card.save(str(staging / "README.md"))
-        text = task.report(evaluations) if task.args.print_report else ""
-        if text:
-            atomic_write_text(staging / "report.txt", text)
+        try:
+            payload, text = stage_outputs(task, data, fit, evaluations, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing half-written: the staging folder goes
+            raise
         # every file lands by rename; eval_results.json, the marker of a finished run, comes last
         for item in staging.iterdir():
             target = output_dir / item.name

@@ -29,11 +29,13 @@ _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
 class _DupDict(dict):
-    """A dict that remembers keys seen more than once (JSON allows them; the answer schema does not)."""
+    """A dict that remembers its key/value pairs in order and the keys seen more than once (JSON allows
+    them; the answer schema does not)."""
 
     def __init__(self, pairs):
         super().__init__(pairs)
-        keys = [k for k, _ in pairs]
+        self.pairs = list(pairs)
+        keys = [k for k, _ in self.pairs]
         self.duplicates = sorted({k for k in keys if keys.count(k) > 1})
 
 
@@ -97,9 +99,7 @@ def _pick_object(text: str, label_set: LabelSet):
             continue
         if isinstance(obj, dict):
             if truncated and obj and not text[start:].rstrip().endswith(","):  # cut inside the last value
-                cut = _DupDict(list(obj.items())[:-1])
-                cut.duplicates = getattr(obj, "duplicates", [])
-                obj = cut
+                obj = _DupDict(obj.pairs[:-1])
             return obj, "truncated" if truncated else "repaired", int(_fits(obj, label_set))
     return None, None, 0
 

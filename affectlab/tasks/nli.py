@@ -286,6 +286,8 @@ class NLITask(Task):
 
         from transformers import set_seed
 
+        from affectlab.checkpointing import attach
+
         trainer, result, runs = None, None, []
         folds = data.extra["folds"]
         for fold in folds:
@@ -295,7 +297,7 @@ class NLITask(Task):
             set_seed(self.training_args.seed)  # every fold starts from the same seed (as a single run does)
             model, tokenizer = self.build_model(data)
             model = self.wrap_peft(model)
-            trainer = self.build_trainer(model, tokenizer, fold)
+            trainer = attach(self.build_trainer(model, tokenizer, fold))  # atomic checkpoints, exact resumes
             resume = self.training_args.resume_from_checkpoint if len(folds) == 1 else None
             result = trainer.train(resume_from_checkpoint=resume)
             runs.append(self.predict_fold(trainer, fold, data))

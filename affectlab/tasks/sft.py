@@ -310,6 +310,9 @@ class SFTTask(Task):
                              eval_dataset=eval_chats if self.training_args.eval_strategy != "no" else None,
                              processing_class=tokenizer,
                              callbacks=[GradientHealthCallback(), *self.early_stopping_callbacks()])
+        from affectlab.checkpointing import attach
+
+        trainer = attach(trainer)  # atomic checkpoints, exact resumes
         result = trainer.train(resume_from_checkpoint=self.training_args.resume_from_checkpoint)
         metrics = {**result.metrics, **parameter_counts(trainer.model)}
         return FitResult(trainer=trainer, train_metrics=metrics, train_rows=len(train_chats),

@@ -463,6 +463,9 @@ class SpanQATask(Task):
             self.training_args = final_args
             self.args = dataclasses.replace(self.args, max_length=max_length, doc_stride=doc_stride)
         trainer = self.build_trainer(None, tokenizer, data, final_args, max_length, doc_stride)
+        from affectlab.checkpointing import attach
+
+        trainer = attach(trainer)  # atomic checkpoints, exact resumes
         result = trainer.train(resume_from_checkpoint=final_args.resume_from_checkpoint)
         return FitResult(trainer=trainer, train_metrics=dict(result.metrics), train_rows=len(data.train),
                          extra={"search": search, "max_length": max_length, "doc_stride": doc_stride,
