@@ -65,7 +65,9 @@ smoke: $(STAMP)
 	@for run in $(SMOKE_RUNS); do family=$${run%%:*}; recipe=$${run##*:}; \
 		echo "== smoke: $$family (recipes/smoke/$$recipe.yaml)"; \
 		$(OFFLINE) $(VENV)/bin/affectlab train $$family --config recipes/smoke/$$recipe.yaml || exit 1; done
-	$(OFFLINE) $(VENV)/bin/affectlab leaderboard --results outputs/smoke/results
+	@echo "== smoke: sentiment benchmark (recipes/smoke/benchmark.yaml)"
+	$(OFFLINE) $(VENV)/bin/affectlab benchmark --config recipes/smoke/benchmark.yaml
+	$(OFFLINE) $(VENV)/bin/affectlab leaderboard --results outputs/smoke/results --out outputs/smoke/leaderboard
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
