@@ -177,8 +177,14 @@ METHODS = {"full": "full", "lora": "LoRA", "qlora": "QLoRA", "dora": "DoRA"}
 SPEED_SHOWN = [("latency_p50_ms", "p50 ms", 2), ("throughput", "samples/s", 0), ("ttft_p50_ms", "TTFT ms", 2)]
 
 
-def display_frame(df, hub_url: str = HUB, other: bool = False):
-    """The shown columns of a table's rows (one group, or the other groups when `other`)."""
+def other_heading(n: int) -> str:
+    return (f"**Evaluated on other rows** ({n}): not comparable with the ranking above; each set of rows is "
+            "ranked on its own.")
+
+
+def display_frame(df, hub_url: str = HUB, other: bool = False, columns: list[str] | None = None):
+    """The shown columns of a table's rows (one group, or the other groups when `other`); `columns`: those of
+    an empty result (a filter that keeps no row)."""
     import pandas as pd
 
     metric = df["metric"].iloc[0] if len(df) else ""
@@ -211,7 +217,7 @@ def display_frame(df, hub_url: str = HUB, other: bool = False):
             row["Revision"] = f"`{r['revision'][:7]}`" if r["revision"] else ""
         rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=["Rank", "Model", label, "95% CI"])
+        return pd.DataFrame(columns=columns or ["Rank", "Model", label, "95% CI"])
     return pd.DataFrame(rows)
 
 
@@ -598,9 +604,8 @@ def build_app(board: Board):
                                 notes = notes_markdown(df)
                                 if notes:
                                     gr.Markdown(notes, elem_classes=["legend"])
-                                if len(other):
-                                    gr.Markdown(f"**Evaluated on other rows** ({len(other)}): not comparable with the "
-                                                "ranking above; each set of rows is ranked on its own.")
+                                outputs.append(gr.Markdown(other_heading(len(other)), visible=bool(len(other)),
+                                                           elem_id=f"other-heading-{fam.key}-{i}"))
                                 rest = display_frame(other, board.hub_url, other=True)
                                 outputs.append(gr.Dataframe(rest, datatype=datatypes(rest), interactive=False,
                                                             column_widths=widths(rest),
@@ -612,8 +617,12 @@ def build_app(board: Board):
                     def update(text, picked, frames=frames):
                         out = []
                         for df in frames:
+                            full_main, full_other = split_groups(df)
                             main, other = split_groups(filter_rows(df, text, picked))
-                            out += [display_frame(main, board.hub_url), display_frame(other, board.hub_url, other=True)]
+                            out += [display_frame(main, board.hub_url,
+                                                  columns=list(display_frame(full_main, board.hub_url).columns)),
+                                    gr.Markdown(other_heading(len(other)), visible=bool(len(other))),
+                                    gr.Dataframe(display_frame(other, board.hub_url, other=True), visible=bool(len(other)))]
                         return out
 
                     search.change(update, [search, method], outputs)

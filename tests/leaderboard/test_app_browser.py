@@ -219,6 +219,9 @@ def test_filters_change_the_rows(browser):
     box = browser.find_element(By.CSS_SELECTOR, "#search-emotions textarea, #search-emotions input")
     box.send_keys("roberta")
     wait_for(lambda: models_in(browser, css, models) == ["org/roberta-goemotions"], what="the search to filter")
+    wait_for(lambda: not [e for e in browser.find_elements(By.CSS_SELECTOR, "#other-emotions-0, #other-heading-emotions-0")
+                          if e.is_displayed()],
+             what="the other-rows table to hide (no row left)")
     screenshot(browser, "filtered")
     box.clear()
     box.send_keys(" ")  # a change event with an empty search
