@@ -1,43 +1,300 @@
-"""Inference that applies what training saved in the config: per-label thresholds for multi-label
-models (`config.label_thresholds`), argmax for single-label ones."""
+"""Inference that applies what training saved in the config: per-label thresholds for multi-label models
+(`config.label_thresholds`), argmax for single-label ones (classifier, NLI), raw outputs for regression.
+
+    clf = TextClassifier.from_pretrained("outputs/goemotions_minilm_demo")                 # PyTorch fp32
+    clf = TextClassifier.from_pretrained("outputs/goemotions_minilm_demo-onnx", backend="onnx")  # ONNX Runtime
+    clf.predict(["thank you so much!", "ugh"])          # -> [["gratitude"], ["annoyance"]]
+    clf.predict_proba(texts)                             # -> (n, labels) probabilities, in the input order
+
+The predictor tokenizes without padding, sorts the texts by length and cuts batches under a token budget
+(`max_tokens` padded tokens, at most `batch_size` rows), so a batch pads only to its own longest text; results
+come back in the input order. Backends: `torch` (the saved PyTorch model, `torch.inference_mode`) and `onnx`
+(an `affectlab export` folder run by ONNX Runtime: `onnx/model_quantized.onnx` when it was exported with
+`--quantize int8`, else `onnx/model.onnx`; `onnx_file=` picks another).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
 import numpy as np
-import torch
+
+BACKENDS = ("torch", "onnx")
+DEFAULT_MAX_TOKENS = 4096   # padded tokens per batch
+DEFAULT_BATCH_SIZE = 128    # rows per batch at most
+
+
+# ---------------------------------------------------------------------------------------------------------
+# batching
+# ---------------------------------------------------------------------------------------------------------
+def length_sorted_batches(lengths: Sequence[int], max_tokens: int = DEFAULT_MAX_TOKENS,
+                          batch_size: int = DEFAULT_BATCH_SIZE) -> list[np.ndarray]:
+    """Indices of `lengths` cut into batches, longest texts first: each batch holds at most `batch_size` rows and
+    `rows x its longest length <= max_tokens` padded tokens (a single text longer than the budget goes alone)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)  # descending: the first row is the batch's longest
+        rows = max(1, min(batch_size, max_tokens // longest))
+        batches.append(order[start:start + rows])
+        start += rows
+    return batches
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, left: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, attention mask) as int64 arrays padded to the longest sequence."""
+    longest = max(len(s) for s in sequences)
+    ids = np.full((len(sequences), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(sequences), longest), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        if left:
+            ids[row, longest - len(seq):], mask[row, longest - len(seq):] = seq, 1
+        else:
+            ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
+    return ids, mask
+
+
+# ---------------------------------------------------------------------------------------------------------
+# backends: logits for a padded batch of numpy arrays
+# ---------------------------------------------------------------------------------------------------------
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model):
+        self.model = model.eval()
+        import inspect
+
+        params = inspect.signature(model.forward).parameters
+        accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        self.input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if accepts_any or n in params]
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        device = self.model.device
+        with torch.inference_mode():
+            batch = {k: torch.from_numpy(v).to(device) for k, v in feed.items() if k in self.input_names}
+            return self.model(**batch).logits.float().cpu().numpy()
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, session, file_name: str = ""):
+        self.session = session
+        self.file_name = file_name
+        self.input_names = [i.name for i in session.get_inputs()]
+
+    @classmethod
+    def load(cls, path: str, file_name: str, num_threads: int | None = None, **hub_kwargs) -> "OnnxBackend":
+        from affectlab.onnx_model import inference_session, resolve_file
+
+        return cls(inference_session(resolve_file(path, file_name, **hub_kwargs), num_threads), file_name)
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        from affectlab.onnx_model import onnx_feed
+
+        return self.session.run(None, onnx_feed(self.input_names, feed["input_ids"], feed.get("attention_mask"),
+                                                feed.get("token_type_ids")))[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the classifier
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class LabelSpec:
+    """What the outputs mean, from a model config (an object or the config.json dict)."""
+    labels: list[str]
+    problem_type: str
+    thresholds: np.ndarray
+
+    @classmethod
+    def from_config(cls, cfg) -> "LabelSpec":
+        get = (lambda k, d=None: cfg.get(k, d)) if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+        id2label = {int(k): v for k, v in (get("id2label") or {}).items()}
+        names = get("label_names")
+        if names:
+            labels = list(names)
+        else:
+            n = int(get("num_labels", None) or len(id2label) or 2)
+            labels = [id2label.get(i, f"LABEL_{i}") for i in range(n)]
+        problem = get("problem_type") or "single_label_classification"
+        saved = get("label_thresholds") or {}
+        default = float(get("default_threshold", 0.5) or 0.5)
+        return cls(labels, problem, np.array([float(saved.get(name, default)) for name in labels]))
+
+    @property
+    def multi_label(self) -> bool:
+        return self.problem_type == "multi_label_classification"
+
+    @property
+    def regression(self) -> bool:
+        return self.problem_type == "regression"
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """Probabilities (sigmoid for multi-label, softmax otherwise) or, for regression, the outputs themselves."""
+        logits = logits.astype(np.float32, copy=False)
+        if self.regression:
+            return logits
+        if self.multi_label:
+            return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
+        z = np.exp(logits - logits.max(-1, keepdims=True))
+        return z / z.sum(-1, keepdims=True)
+
+    def decide(self, scores: np.ndarray) -> list:
+        """Label sets (multi-label, saved thresholds), labels (single-label) or {name: value} (regression)."""
+        if self.regression:
+            return [dict(zip(self.labels, map(float, row))) for row in scores]
+        if self.multi_label:
+            return [[self.labels[j] for j in np.flatnonzero(row >= self.thresholds)] for row in scores]
+        return [self.labels[j] for j in scores.argmax(-1)]
 
 
 class TextClassifier:
-    def __init__(self, model, tokenizer, max_length: int = 128):
-        self.model = model.eval()
+    """Length-sorted, token-budget batched predictions of a classifier / NLI / regression model."""
+
+    def __init__(self, model, tokenizer, max_length: int = 128, *, config=None, max_tokens: int = DEFAULT_MAX_TOKENS,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        """`model`: a transformers model (PyTorch) or a backend (`OnnxBackend` / `TorchBackend`); `config`
+        defaults to `model.config`."""
+        self.backend = model if isinstance(model, (OnnxBackend, TorchBackend)) else TorchBackend(model)
+        self.model = getattr(self.backend, "model", None)
         self.tokenizer = tokenizer
         self.max_length = max_length
-        cfg = model.config
-        self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
-        self.multi_label = cfg.problem_type == "multi_label_classification"
-        saved = getattr(cfg, "label_thresholds", None) or {}
-        default = float(getattr(cfg, "default_threshold", 0.5))
-        self.thresholds = np.array([float(saved.get(name, default)) for name in self.labels])
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.spec = LabelSpec.from_config(config if config is not None else self.model.config)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.left_pad = getattr(tokenizer, "padding_side", "right") == "left"
+
+    # what the config says
+    labels = property(lambda self: self.spec.labels)
+    thresholds = property(lambda self: self.spec.thresholds)
+    multi_label = property(lambda self: self.spec.multi_label)
+    problem_type = property(lambda self: self.spec.problem_type)
 
     @classmethod
-    def from_pretrained(cls, path: str, **kwargs):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    def from_pretrained(cls, path: str, backend: str = "torch", *, onnx_file: str | None = None,
+                        num_threads: int | None = None, max_length: int = 128, max_tokens: int = DEFAULT_MAX_TOKENS,
+                        batch_size: int = DEFAULT_BATCH_SIZE, trust_remote_code: bool = False,
+                        revision: str | None = None, **model_kwargs) -> "TextClassifier":
+        """A model folder or Hub id. `backend="onnx"` reads an `affectlab export` folder (no PyTorch weights needed,
+        no remote code run: the labels and thresholds come from config.json); `backend="auto"` picks ONNX when the
+        folder has an `onnx` entry in its config."""
+        from transformers import AutoTokenizer
 
-        return cls(AutoModelForSequenceClassification.from_pretrained(path, **kwargs), AutoTokenizer.from_pretrained(path))
+        from affectlab.paths import resolve_model_name
 
-    @torch.inference_mode()
-    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        path = resolve_model_name(path)
+        config = read_config(path, revision)
+        if backend == "auto":
+            backend = "onnx" if config.get("onnx") else "torch"
+        if backend not in BACKENDS:
+            from affectlab.errors import ArgumentError
+
+            raise ArgumentError("backend", f"must be one of {BACKENDS} or auto, got {backend!r}")
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
+        kwargs = dict(max_length=max_length, max_tokens=max_tokens, batch_size=batch_size)
+        if backend == "onnx":
+            from affectlab.onnx_model import onnx_file_name
+
+            if not config.get("onnx") and onnx_file is None:
+                from affectlab.errors import ModelNotFoundError
+
+                raise ModelNotFoundError(f"{path} is not an ONNX export (no `onnx` entry in config.json): "
+                                         f"run `affectlab export --model {path} --format onnx` first")
+            name = onnx_file_name(config, onnx_file)
+            model = OnnxBackend.load(path, name, num_threads, revision=revision)
+            return cls(model, tokenizer, config=config, **kwargs)
+        if config.get("onnx"):
+            from affectlab.errors import ArgumentError
+
+            raise ArgumentError("backend", f"{path} is an ONNX export (no PyTorch weights): use backend='onnx'")
+        from transformers import AutoModelForSequenceClassification
+
+        if num_threads:
+            import torch
+
+            torch.set_num_threads(int(num_threads))
+        model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision,
+                                                                   trust_remote_code=trust_remote_code, **model_kwargs)
+        return cls(model, tokenizer, **kwargs)
+
+    # ---- batching ---------------------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> dict[str, list]:
+        """Token ids (and token types) per text, truncated to `max_length`, unpadded."""
+        kwargs = dict(truncation="only_first" if text_pairs is not None else True, max_length=self.max_length,
+                      padding=False, return_attention_mask=False)
+        return dict(self.tokenizer(list(texts), list(text_pairs) if text_pairs is not None else None, **kwargs))
+
+    def batches(self, encoded: dict[str, list]) -> Iterable[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """(row indices, padded feed) per length-sorted batch under the token budget."""
+        ids = encoded["input_ids"]
+        types = encoded.get("token_type_ids")
+        for index in length_sorted_batches([len(x) for x in ids], self.max_tokens, self.batch_size):
+            rows = [ids[i] for i in index]
+            input_ids, mask = pad_batch(rows, self.pad_id, self.left_pad)
+            feed = {"input_ids": input_ids, "attention_mask": mask}
+            if types is not None:
+                feed["token_type_ids"] = pad_batch([types[i] for i in index], 0, self.left_pad)[0]
+            yield index, feed
+
+    def logits(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> np.ndarray:
         texts = [str(t) for t in texts]  # also accepts a datasets Column or any iterable of strings
-        out = []
-        for i in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=self.max_length,
-                                   return_tensors="pt").to(self.model.device)
-            logits = self.model(**batch).logits.float()
-            out.append((torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, -1)).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+        if text_pairs is not None:
+            text_pairs = [str(t) for t in text_pairs]
+            if len(text_pairs) != len(texts):
+                raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        if not texts:
+            return out
+        for index, feed in self.batches(self.encode(texts, text_pairs)):
+            out[index] = self.backend(feed)
+        return out
 
-    def predict(self, texts: list[str], batch_size: int = 64) -> list[list[str]] | list[str]:
-        probs = self.predict_proba(texts, batch_size)
-        if self.multi_label:
-            return [[self.labels[j] for j in np.flatnonzero(row >= self.thresholds)] for row in probs]
-        return [self.labels[j] for j in probs.argmax(-1)]
+    # ---- predictions --------------------------------------------------------------------------------------
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None,
+                      text_pairs: Sequence[str] | None = None) -> np.ndarray:
+        """(n, labels) probabilities in the input order (regression: the predicted values)."""
+        if batch_size is not None and batch_size != self.batch_size:
+            saved, self.batch_size = self.batch_size, batch_size
+            try:
+                return self.spec.scores(self.logits(texts, text_pairs))
+            finally:
+                self.batch_size = saved
+        return self.spec.scores(self.logits(texts, text_pairs))
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None,
+                text_pairs: Sequence[str] | None = None) -> list:
+        """Label sets (multi-label: the saved per-label thresholds), labels (single-label) or {output: value}
+        (regression), in the input order."""
+        return self.spec.decide(self.predict_proba(texts, batch_size, text_pairs))
+
+
+def read_config(path: str, revision: str | None = None) -> dict:
+    """config.json of a folder or Hub repository as a dict (no code run)."""
+    local = Path(path) / "config.json"
+    if Path(path).is_dir():
+        if not local.is_file():
+            from affectlab.errors import ModelNotFoundError
+
+            raise ModelNotFoundError(f"{path} has no config.json")
+        return json.loads(local.read_text(encoding="utf-8"))
+    if Path(path).exists() or str(path).startswith((".", os.sep)):
+        from affectlab.errors import ModelNotFoundError
+
+        raise ModelNotFoundError(f"{path} is not a model folder")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return json.loads(Path(hf_hub_download(path, "config.json", revision=revision)).read_text(encoding="utf-8"))
+    except Exception as err:  # noqa: BLE001 - offline, missing or gated repo: one line for the user
+        from affectlab.errors import ModelNotFoundError
+
+        raise ModelNotFoundError(f"{path} is neither a folder nor a Hub model that can be had "
+                                 f"({type(err).__name__})") from None

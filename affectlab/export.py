@@ -1,0 +1,522 @@
+"""`affectlab export`: a trained classifier, NLI or regression model as a Hub-ready ONNX folder (optionally int8).
+
+    affectlab export --model outputs/goemotions_minilm_demo --output_dir outputs/goemotions_minilm_demo-onnx \\
+        --format onnx --quantize int8
+
+The model (a folder or a Hub id; custom-code models such as `custom_models/regression_head` and
+`custom_models/gemma_encoder` with `--trust_remote_code`) is exported with transformers' `OnnxExporter`
+(`torch.export` -> ONNX, dynamic batch and sequence axes) with eager attention, so ONNX Runtime's CPU fusions
+turn every layer into its fused `Attention` / `SkipLayerNormalization` / `BiasGelu` kernels. `--quantize int8`
+adds ONNX Runtime's dynamic int8 quantization of that graph (per-channel int8 weights; activations quantized
+at run time, no calibration), which the bench measured faster than torch's int8 on this CPU
+(`make bench-inference`, `affectlab.inference_bench`).
+
+The folder holds everything to use the model and nothing to train it:
+
+    onnx/model.onnx               fp32 graph (fused for CPU)
+    onnx/model_quantized.onnx     int8 graph (with --quantize int8; then the folder's default)
+    config.json                   the model's config (labels, `label_thresholds`, `problem_type`) + `onnx`
+                                  (files, default, inputs, checks) + `auto_map` -> modeling_onnx.py
+    modeling_onnx.py              `OnnxModelForSequenceClassification` (ONNX Runtime behind transformers' API)
+    multilabel_pipeline.py        multi-label models: the thresholded text-classification pipeline
+    configuration_*.py            custom-code models: their config class
+    tokenizer files, README.md (+ an ONNX section), eval_results.json, label_set.json, personas.json
+
+and loads with `TextClassifier.from_pretrained(folder_or_repo, backend="onnx")`,
+`pipeline(model=folder, trust_remote_code=True)` (multi-label: the tuned thresholds applied) and
+`AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)`. Every export is checked
+before it is written: the ONNX logits against PyTorch's on sentences and sentence pairs (`config.onnx["checks"]`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import io
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from affectlab.errors import ArgumentError, ModelNotFoundError, UserError
+
+FP32_FILE = "onnx/model.onnx"
+INT8_FILE = "onnx/model_quantized.onnx"
+PROBLEM_TYPES = ("multi_label_classification", "single_label_classification", "regression")
+COPIED_FILES = ("README.md", "eval_results.json", "label_set.json", "personas.json")
+FP32_TOLERANCE = 1e-3  # max |logit difference| ONNX fp32 vs PyTorch fp32 before an export is refused
+EXTERNAL_DATA_BYTES = 1_800_000_000
+# Bidirectional encoders whose attention bias is the padding mask and nothing else (no windows, no relative bias
+# in the mask): their fused attention takes the raw mask (`prepare_attention`).
+PADDING_MASK_ONLY = ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet", "modernbert")  # larger graphs keep their weights in `<file>_data` (protobuf's 2 GB limit)
+
+# Sentences (and pairs) the export is checked on: short and long, plain and emotional.
+CHECK_TEXTS = [
+    "thank you so much, this made my day!",
+    "I can't believe they did that to us. Absolutely furious.",
+    "ok",
+    "I'm not sure how I feel about the new policy; it seems fine but I worry about what comes next for my team.",
+    "Wow, that was unexpected!! 😮",
+    "I miss her every single day.",
+    "This is the worst service I have ever had, and I have been a customer for more than ten years, "
+    "through three address changes and two billing disputes that were never resolved to my satisfaction.",
+    "lol same",
+    "Could you explain why this happens?",
+    "I'm so proud of you, you worked so hard for this.",
+    "ugh, Mondays.",
+    "I have not slept properly in weeks and nothing I used to enjoy feels worth doing anymore.",
+]
+CHECK_PAIRS = ["Depressed mood most of the day, nearly every day.", "Markedly diminished interest or pleasure.",
+               "Insomnia or hypersomnia nearly every day.", "Feelings of worthlessness or excessive guilt."]
+
+
+class ExportError(UserError):
+    """The model cannot be exported as asked (wrong kind of model, missing packages, a failed check)."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------------------
+def source_folder(model: str, revision: str | None = None) -> Path:
+    """A local folder with the model's config, code and card files (a Hub model's small files are downloaded)."""
+    from affectlab.paths import resolve_model_name
+
+    model = resolve_model_name(model)
+    if Path(model).is_dir():
+        return Path(model)
+    if Path(model).exists() or model.startswith((".", "/")) or model.count("/") > 1:
+        raise ModelNotFoundError(f"--model: {model} is not a model folder")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model, revision=revision,
+                                      allow_patterns=["*.json", "*.py", "*.txt", "*.model", "README.md", "*.jinja"]))
+    except Exception as err:  # noqa: BLE001 - offline, missing repo, gated: one line for the user
+        raise ModelNotFoundError(f"--model: {model} is neither a folder nor a Hub model that can be had "
+                                 f"({type(err).__name__})") from None
+
+
+def read_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    if not path.is_file():
+        hint = " (a PEFT adapter: merge it first, see affectlab.peft_utils.merge_for_inference)" \
+            if (folder / "adapter_config.json").is_file() else ""
+        raise ModelNotFoundError(f"--model: {folder} has no config.json{hint}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_exportable(config: dict, trust_remote_code: bool) -> str:
+    """The model's problem type, or an ExportError saying why it is not a classifier / NLI / regression model."""
+    problem = config.get("problem_type")
+    if problem not in PROBLEM_TYPES:
+        if config.get("id2label") and problem is None:
+            problem = "single_label_classification"
+        else:
+            raise ExportError(f"--model: only classifier, NLI and regression models export to ONNX "
+                              f"(problem_type one of {PROBLEM_TYPES}); this config has problem_type={problem!r}")
+    if config.get("auto_map") and not trust_remote_code:
+        raise ArgumentError("trust_remote_code", "the model ships its own code (auto_map in config.json); "
+                                                 "pass --trust_remote_code to export it")
+    return problem
+
+
+def encoder_type(config: dict) -> str | None:
+    """The transformer's model_type (a custom head's encoder: `encoder_config.model_type`)."""
+    inner = config.get("encoder_config") or config.get("text_config")
+    return inner.get("model_type") if isinstance(inner, dict) and inner.get("model_type") else config.get("model_type")
+
+
+def use_eager_attention(model) -> None:
+    """Eager attention everywhere (nested encoders too): the form ONNX Runtime's CPU attention fusion matches."""
+    from transformers import PreTrainedModel
+
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel) and getattr(module.config, "_attn_implementation", None) != "eager":
+            try:
+                module.set_attn_implementation("eager")
+            except Exception:  # noqa: BLE001 - a model without switchable attention exports as it is
+                pass
+
+
+def load_model(folder: Path, trust_remote_code: bool):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=trust_remote_code,
+                                                                   attn_implementation="eager")
+    except (ValueError, TypeError):
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    use_eager_attention(model)
+    return model.eval(), tokenizer
+
+
+def forward_inputs(model) -> set[str]:
+    params = inspect.signature(model.forward).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return {"input_ids", "attention_mask", "token_type_ids"}
+    return set(params)
+
+
+def encode(tokenizer, texts, pairs=None, names=None, max_length: int = 128) -> dict:
+    enc = tokenizer(list(texts), list(pairs) if pairs is not None else None, padding=True, truncation=True,
+                    max_length=max_length, return_tensors="np")
+    keep = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc and (names is None or k in names)]
+    return {k: enc[k].astype(np.int64) for k in keep}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ONNX
+# ---------------------------------------------------------------------------------------------------------
+def require_onnx() -> None:
+    missing = []
+    for module in ("onnx", "onnxruntime", "onnxscript"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise ExportError(f"--format onnx needs {', '.join(missing)}: pip install 'affectlab[onnx]'")
+
+
+class _quiet:
+    """Silence the exporter's per-op registration warnings and progress lines (errors still raise)."""
+
+    def __enter__(self):
+        self.levels = {name: logging.getLogger(name).level for name in (
+            "", "torch.onnx", "torch.export", "torch._dynamo", "transformers.exporters", "onnxscript")}
+        for name in self.levels:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        self.warnings = warnings.catch_warnings()
+        self.warnings.__enter__()
+        warnings.simplefilter("ignore")
+        self.stdout = contextlib.redirect_stdout(io.StringIO())  # torch.onnx's progress lines
+        self.stdout.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.stdout.__exit__(*exc)
+        self.warnings.__exit__(*exc)
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def export_graph(model, sample: dict, path: Path, fuse: bool = True, padding_mask_only: bool = False) -> dict:
+    """Export `model` to `path` (dynamic batch / sequence axes); ONNX Runtime CPU fusions unless `fuse=False`."""
+    import onnx_ir
+    import torch
+    from transformers.exporters import OnnxConfig, OnnxExporter
+    from transformers.utils import logging as hf_logging
+
+    inputs = {k: torch.from_numpy(v) for k, v in sample.items()}
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with _quiet(), torch.no_grad():
+            try:
+                exported = OnnxExporter().export(model, dict(inputs), config=OnnxConfig(
+                    dynamic=True, ort_fusions="cpu" if fuse else None))
+            except Exception:  # noqa: BLE001 - a fusion the graph trips over: the unfused graph still runs
+                if not fuse:
+                    raise
+                fuse = False
+                exported = OnnxExporter().export(model, dict(inputs), config=OnnxConfig(dynamic=True))
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    program = exported.program
+    fold_weights(program)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = sum(v.const_value.nbytes for v in program.graph.initializers.values() if v.const_value is not None)
+    if size > EXTERNAL_DATA_BYTES:
+        onnx_ir.save(program, str(path), external_data=f"{path.name}_data")
+    else:
+        onnx_ir.save(program, str(path))
+    rewritten = prepare_attention(path, padding_mask_only) if fuse else 0
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    ops: dict[str, int] = {}
+    for node in proto.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return {"exporter": "transformers.exporters.OnnxExporter", "ort_fusions": "cpu" if fuse else None,
+            "inputs": [v.name for v in proto.graph.input], "outputs": [v.name for v in proto.graph.output],
+            "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
+            "attention_mask_index": rewritten, "ops": dict(sorted(ops.items()))}
+
+
+def fold_weights(program) -> None:
+    """Fold constant subgraphs over weights (the fused attention's Q|K|V concatenation) into initializers, which
+    the int8 quantizer needs; then drop what no longer feeds anything."""
+    from onnx_ir.passes.common import RemoveUnusedNodesPass
+    from onnxscript.optimizer import fold_constants
+
+    fold_constants(program, input_size_limit=1 << 34, output_size_limit=1 << 34)
+    RemoveUnusedNodesPass()(program)
+
+
+def prepare_attention(path: Path, padding_mask_only: bool) -> int:
+    """ONNX Runtime's fused `Attention` nodes in the form its fastest CPU kernels (and its int8 `QAttention`) take:
+    equal Q/K/V sizes without the `qkv_hidden_sizes` attribute, and, for encoders whose attention bias is only the
+    padding mask (`padding_mask_only`), the raw 2-D mask as `mask_index` instead of an additive bias computed in
+    the graph. Returns how many nodes took the mask; the export check compares the result with PyTorch."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    proto = onnx.load(str(path), load_external_data=False)
+    graph = proto.graph
+    has_mask = any(i.name == "attention_mask" for i in graph.input)
+    mask_index, rewritten = "attention_mask_index", 0
+    for node in graph.node:
+        if node.op_type != "Attention" or node.domain != "com.microsoft":
+            continue
+        sizes = [a for a in node.attribute if a.name == "qkv_hidden_sizes"]
+        if sizes and len(set(sizes[0].ints)) == 1:
+            node.attribute.remove(sizes[0])
+        ins = list(node.input) + [""] * max(0, 6 - len(node.input))
+        if padding_mask_only and has_mask and ins[5] and not ins[3] and not ins[4] and not any(ins[6:]):
+            del node.input[:]
+            node.input.extend([*ins[:3], mask_index])
+            rewritten += 1
+    if rewritten:
+        graph.node.insert(0, helper.make_node("Cast", ["attention_mask"], [mask_index], to=TensorProto.INT32,
+                                              name="attention_mask_index_cast"))
+        remove_dead_nodes(graph)
+    onnx.save(proto, str(path))
+    return rewritten
+
+
+def remove_dead_nodes(graph) -> None:
+    """Drop nodes (and initializers) nothing reachable from the graph outputs uses."""
+    needed = {o.name for o in graph.output}
+    live = []
+    for node in reversed(list(graph.node)):
+        if any(o in needed for o in node.output):
+            live.append(node)
+            needed.update(i for i in node.input if i)
+    live.reverse()
+    del graph.node[:]
+    graph.node.extend(live)
+    unused = [t for t in graph.initializer if t.name not in needed]
+    for t in unused:
+        graph.initializer.remove(t)
+
+
+def quantize_int8(source: Path, target: Path, per_channel: bool = True) -> None:
+    """ONNX Runtime dynamic quantization: int8 weights (per output channel), int8 activations computed at run time."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # initializers' stale value_info trips the quantizer's shape inference when it transposes Gemm weights
+        proto = onnx.load(str(source))
+        initializers = {init.name for init in proto.graph.initializer}
+        kept = [info for info in proto.graph.value_info if info.name not in initializers]
+        del proto.graph.value_info[:]
+        proto.graph.value_info.extend(kept)
+        staged = Path(tmp) / "model.onnx"
+        large = proto.ByteSize() > EXTERNAL_DATA_BYTES
+        onnx.save(proto, str(staged), save_as_external_data=large)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        quantize_dynamic(str(staged), str(target), weight_type=QuantType.QInt8, per_channel=per_channel,
+                         use_external_data_format=large,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def compare(model, onnx_path: Path, tokenizer, input_names, problem: str) -> dict:
+    """ONNX vs PyTorch on the check sentences and sentence pairs: max |logit diff| and the share of equal predictions."""
+    import torch
+
+    from affectlab.onnx_model import inference_session, onnx_feed
+
+    session = inference_session(str(onnx_path))
+    names = [i.name for i in session.get_inputs()]
+    diffs, same = [], []
+    n = len(CHECK_PAIRS)
+    for texts, pairs in ((CHECK_TEXTS, None), (CHECK_TEXTS[:n], CHECK_PAIRS)):
+        batch = encode(tokenizer, texts, pairs, input_names)
+        with torch.no_grad():
+            ref = model(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.float().numpy()
+        got = session.run(None, onnx_feed(names, batch["input_ids"], batch.get("attention_mask"),
+                                          batch.get("token_type_ids")))[0]
+        diffs.append(float(np.abs(got - ref).max()))
+        if problem == "multi_label_classification":
+            same.extend(((got > 0) == (ref > 0)).all(-1).tolist())
+        elif problem == "single_label_classification":
+            same.extend((got.argmax(-1) == ref.argmax(-1)).tolist())
+    out = {"max_abs_logit_diff": max(diffs), "rows": len(CHECK_TEXTS) + n}
+    if same:
+        out["same_prediction"] = float(np.mean(same))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the folder
+# ---------------------------------------------------------------------------------------------------------
+def modeling_source(config: dict) -> str:
+    """`modeling_onnx.py`: affectlab.onnx_model, bound to the exported config's class (what the Auto classes check)."""
+    from affectlab import onnx_model
+
+    source = Path(onnx_model.__file__).read_text(encoding="utf-8")
+    ref = (config.get("auto_map") or {}).get("AutoConfig")
+    if ref and "--" not in ref:
+        module, _, cls = ref.rpartition(".")
+        binding = f"from .{module} import {cls} as _ExportedConfig  # noqa: E402"
+    else:
+        from transformers import AutoConfig
+
+        cls = type(AutoConfig.for_model(config["model_type"])).__name__
+        binding = f"from transformers import {cls} as _ExportedConfig  # noqa: E402"
+    return (source.rstrip() + "\n\n\n# Written by `affectlab export`: the config class of the exported model.\n"
+            + binding + "\n\nOnnxModelForSequenceClassification.config_class = _ExportedConfig\n")
+
+
+def exported_config(config: dict, problem: str, onnx_meta: dict) -> dict:
+    out = dict(config)
+    auto_map = {k: v for k, v in (config.get("auto_map") or {}).items() if k == "AutoConfig"}
+    for auto in ("AutoModel", "AutoModelForSequenceClassification"):
+        auto_map[auto] = "modeling_onnx.OnnxModelForSequenceClassification"
+    out["auto_map"] = auto_map
+    out["architectures"] = ["OnnxModelForSequenceClassification"]
+    out["problem_type"] = problem
+    out["onnx"] = onnx_meta
+    if problem == "multi_label_classification":
+        from custom_models.multilabel_pipeline.multilabel_pipeline import CLASS, MODULE, TASK
+
+        out.setdefault("custom_pipelines", {})[TASK] = {
+            "impl": f"{MODULE}.{CLASS}", "pt": ["AutoModelForSequenceClassification"], "tf": [], "type": "text"}
+    return out
+
+
+def write_card(source: Path, target: Path, model_name: str, onnx_meta: dict) -> None:
+    from huggingface_hub import ModelCard, ModelCardData
+
+    card = ModelCard.load(source / "README.md") if (source / "README.md").is_file() else \
+        ModelCard.from_template(ModelCardData(library_name="transformers"), model_id=Path(model_name).name)
+    card.data.tags = sorted(set(card.data.tags or []) | {"onnx", "affectlab"})
+    files = "\n".join(f"| `{path}` | {kind} |" for kind, path in onnx_meta["files"].items())
+    checks = onnx_meta["checks"]
+    lines = [f"- {kind}: max |logit difference| vs PyTorch {c['max_abs_logit_diff']:.2g}"
+             + (f", same prediction on {100 * c['same_prediction']:.0f}% of {c['rows']} check inputs"
+                if "same_prediction" in c else "") for kind, c in checks.items()]
+    card.text = card.text.rstrip() + f"""
+
+## ONNX export
+
+Exported from `{model_name}` with `affectlab export` (transformers' `OnnxExporter`, ONNX Runtime CPU fusions).
+The default file is `{onnx_meta['default']}`.
+
+| file | precision |
+|---|---|
+{files}
+
+```python
+from affectlab.inference import TextClassifier
+clf = TextClassifier.from_pretrained("<this repo or folder>", backend="onnx")
+clf.predict(["thank you so much!"])
+# or with transformers alone (ONNX Runtime behind the model class in modeling_onnx.py)
+from transformers import pipeline
+pipeline(model="<this repo or folder>", trust_remote_code=True)("thank you so much!")
+```
+
+Checks at export time:
+{chr(10).join(lines)}
+"""
+    card.save(target / "README.md")
+
+
+def export(model: str, output_dir: str | Path, quantize: str | None = None, trust_remote_code: bool = False,
+           revision: str | None = None, fuse: bool = True, log=print) -> dict:
+    """Export `model` to an ONNX folder at `output_dir`; returns `config.onnx` (files, default, inputs, checks)."""
+    require_onnx()
+    if quantize not in (None, "int8"):
+        raise ArgumentError("quantize", f"must be int8 (or left out), got {quantize!r}")
+    source = source_folder(model, revision)
+    config = read_config(source)
+    problem = check_exportable(config, trust_remote_code)
+    out = Path(output_dir)
+    if out.resolve() == source.resolve():
+        raise ArgumentError("output_dir", "must differ from the model folder")
+    torch_model, tokenizer = load_model(source, trust_remote_code)
+    input_names = forward_inputs(torch_model)
+    sample = encode(tokenizer, CHECK_TEXTS[:2], None, input_names)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    staging.chmod(0o755)
+    try:
+        log(f"exporting {model} to ONNX ...")
+        graph = export_graph(torch_model, sample, staging / FP32_FILE, fuse=fuse,
+                             padding_mask_only=encoder_type(config) in PADDING_MASK_ONLY)
+        checks = {"fp32": compare(torch_model, staging / FP32_FILE, tokenizer, input_names, problem)}
+        if checks["fp32"]["max_abs_logit_diff"] > FP32_TOLERANCE:
+            raise ExportError(f"the ONNX graph of {model} does not reproduce PyTorch (max |logit difference| "
+                              f"{checks['fp32']['max_abs_logit_diff']:.3g} > {FP32_TOLERANCE}); try --no_fuse")
+        files = {"fp32": FP32_FILE}
+        if quantize == "int8":
+            log("quantizing to int8 (ONNX Runtime dynamic quantization, per-channel weights) ...")
+            with _quiet():
+                quantize_int8(staging / FP32_FILE, staging / INT8_FILE)
+            checks["int8"] = compare(torch_model, staging / INT8_FILE, tokenizer, input_names, problem)
+            files["int8"] = INT8_FILE
+        meta = {"default": files.get("int8", FP32_FILE), "files": files, "inputs": graph["inputs"],
+                "outputs": graph["outputs"], "opset": graph["opset"], "exporter": graph["exporter"],
+                "ort_fusions": graph["ort_fusions"], "source": str(model), "checks": checks}
+        (staging / "config.json").write_text(json.dumps(exported_config(config, problem, meta), indent=2,
+                                                        sort_keys=True) + "\n", encoding="utf-8")
+        (staging / "modeling_onnx.py").write_text(modeling_source(config), encoding="utf-8")
+        for path in source.glob("*.py"):
+            if path.name != "modeling_onnx.py":
+                shutil.copyfile(path, staging / path.name)
+        if problem == "multi_label_classification" and not (staging / "multilabel_pipeline.py").is_file():
+            from custom_models.multilabel_pipeline import multilabel_pipeline
+
+            shutil.copyfile(multilabel_pipeline.__file__, staging / "multilabel_pipeline.py")
+        tokenizer.save_pretrained(str(staging))
+        for name in COPIED_FILES[1:]:
+            if (source / name).is_file():
+                shutil.copyfile(source / name, staging / name)
+        write_card(source, staging, str(model), meta)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    for kind, check in checks.items():
+        same = f", same prediction {100 * check['same_prediction']:.1f}%" if "same_prediction" in check else ""
+        log(f"{kind}: {files[kind]} (max |logit diff| vs PyTorch {check['max_abs_logit_diff']:.2g}{same})")
+    log(f"wrote {out} (default {meta['default']})")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="affectlab export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_pos", nargs="?", metavar="MODEL", help="same as --model")
+    parser.add_argument("--model", default=None, help="a trained model folder or Hub id")
+    parser.add_argument("--output_dir", default=None, help="default: <model folder>-onnx")
+    parser.add_argument("--format", default="onnx", choices=["onnx"])
+    parser.add_argument("--quantize", default=None, choices=["int8"], help="also write an int8 graph (the default one)")
+    parser.add_argument("--trust_remote_code", action="store_true", help="needed for custom-code models")
+    parser.add_argument("--revision", default=None)
+    parser.add_argument("--no_fuse", action="store_true", help="skip ONNX Runtime's CPU fusions")
+    args = parser.parse_args(argv)
+    model = args.model or args.model_pos
+    if not model:
+        raise ArgumentError("model", "give the model folder or Hub id to export")
+    output_dir = args.output_dir or f"{str(model).rstrip('/')}-onnx"
+    if not Path(model).is_dir() and args.output_dir is None:
+        output_dir = str(Path("outputs") / f"{Path(model).name}-onnx")
+    export(model, output_dir, quantize=args.quantize, trust_remote_code=args.trust_remote_code,
+           revision=args.revision, fuse=not args.no_fuse)
+    return 0
+
+
+if __name__ == "__main__":
+    from affectlab.cli import run_entry_point
+
+    run_entry_point(lambda: main())
