@@ -68,9 +68,11 @@ def run_entry_point(fn, debug: bool | None = None):
     return result
 
 
-def _call(target: str, argv: list[str]):
+def _call(target: str, argv: list[str]) -> int:
+    """Run a subcommand's `main(argv)`; its exit code is what it returns when that is an int, else 0."""
     module, fn = target.split(":")
-    return getattr(importlib.import_module(module), fn)(argv)
+    result = getattr(importlib.import_module(module), fn)(argv)
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def _train(argv: list[str]):
