@@ -67,6 +67,7 @@ smoke: $(STAMP)
 		$(OFFLINE) $(VENV)/bin/affectlab train $$family --config recipes/smoke/$$recipe.yaml || exit 1; done
 	@echo "== smoke: sentiment benchmark (recipes/smoke/benchmark.yaml)"
 	$(OFFLINE) $(VENV)/bin/affectlab benchmark --config recipes/smoke/benchmark.yaml
+	$(OFFLINE) $(PY) -m affectlab.testing.smoke_check outputs/smoke
 	$(OFFLINE) $(VENV)/bin/affectlab leaderboard --results outputs/smoke/results --out outputs/smoke/leaderboard
 
 clean:
