@@ -204,10 +204,10 @@ class TextClassifier:
             from affectlab.onnx_model import onnx_file_name
 
             if not config.get("onnx") and onnx_file is None:
-                from affectlab.errors import ModelNotFoundError
+                from affectlab.errors import ArgumentError
 
-                raise ModelNotFoundError(f"{path} is not an ONNX export (no `onnx` entry in config.json): "
-                                         f"run `affectlab export --model {path} --format onnx` first")
+                raise ArgumentError("backend", f"{path} is not an ONNX export (no `onnx` entry in config.json): "
+                                               f"run `affectlab export --model {path} --format onnx` first")
             name = onnx_file_name(config, onnx_file)
             model = OnnxBackend.load(path, name, num_threads, revision=revision)
             return cls(model, tokenizer, config=config, **kwargs)

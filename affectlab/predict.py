@@ -504,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from affectlab.inference import TextClassifier
 
+    if args.quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     clf = TextClassifier.from_pretrained(args.model, backend=args.backend, onnx_file=args.onnx_file,
                                          num_threads=args.threads, max_length=args.max_length,
                                          max_tokens=args.max_tokens, batch_size=args.batch_size,
