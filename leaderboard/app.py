@@ -52,6 +52,7 @@ CSS = """
   font-family: var(--font) !important; font-variant-numeric: tabular-nums}
 .lb-table table {font-size: 0.92em}
 .lb-table th {font-weight: 600}
+#about-text table td:nth-child(-n+4), #about-text table th:nth-child(-n+4) {white-space: nowrap}
 """
 
 
@@ -237,8 +238,9 @@ def widths(frame) -> list[str]:
     out = []
     for c in frame.columns:
         longest = max([len(_visible(v)) for v in frame[c]] + [0])
-        header = max(len(w) for w in str(c).split())
-        px = 7.6 * max(longest, header, 4) + 26
+        name = str(c)
+        header = len(name) if len(name) <= 9 else max(len(w) for w in name.split())  # bold: wider letters
+        px = max(7.6 * max(longest, 4), 8.6 * header) + 26
         out.append(f"{int(min(px, 260))}px")
     return out
 
@@ -429,8 +431,9 @@ def about_markdown(board: Board) -> str:
            "Every row is one result record (`affectlab.results`, schema `affectlab.result/1`): one model revision "
            "evaluated on one split, with its provenance (model repo and commit, base model, method, seed, config "
            "hash, library versions, hardware, date) and the **per-example predictions or scores**, never the text. "
-           "The leaderboard recomputes the primary metric from those predictions (a record whose stored value "
-           "disagrees is refused) and ranks, per task, dataset and split, the latest result of each model revision.",
+           "The leaderboard recomputes the primary metric from those predictions and ranks, per task, dataset and "
+           "split, the latest result of each model revision by that recomputed value (a record whose stored value "
+           "differs, e.g. a mean over cross-validation folds, is marked † with both values).",
            "## Statistics",
            f"* **95% CI**: percentile bootstrap over the evaluated rows (`scipy.stats.bootstrap`, {board.n_boot:,} "
            "resamples, seed 0), recomputing the metric on every resample (macro F1 from the resampled confusion "
