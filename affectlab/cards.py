@@ -48,7 +48,7 @@ def _environment(template: Path):
 
 def render_model_card(template: str, *, model_name: str, base_model: str | None, datasets: list[str],
                       eval_results, pipeline_tag: str, tags: list[str] | None = None, license: str = "apache-2.0",
-                      language=None, **template_kwargs):
+                      language=None, widget=None, **template_kwargs):
     """A `ModelCard` from a template (a packaged name like `classifier.md` or a path) and its variables."""
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -63,6 +63,7 @@ def render_model_card(template: str, *, model_name: str, base_model: str | None,
         license=license,
         language=language,
         tags=["affectlab", *(tags or [])],
+        widget=list(widget) if widget else None,
     )
     text = _environment(template_path).get_template(template_path.name).render(
         card_data=card_data.to_yaml(), model_name=model_name, base_model=base_model, **template_kwargs)
@@ -145,4 +146,5 @@ def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args,
     return render_model_card(
         task.args.card_template or task.card_template, model_name=Path(training_args.output_dir).name,
         base_model=base_hub, datasets=datasets, eval_results=evals, pipeline_tag=task.pipeline_tag,
-        tags=list(task.tags), license=licence, language=info.languages or None, **variables)
+        tags=list(task.tags), license=licence, language=info.languages or None,
+        widget=[dict(w) for w in task.widget_examples] or None, **variables)

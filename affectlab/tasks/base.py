@@ -118,6 +118,7 @@ class Task:
     supports_peft: ClassVar[bool] = True
     supports_quantization: ClassVar[bool] = True
     description: ClassVar[str] = ""                         # one line for `affectlab train --help`
+    widget_examples: ClassVar[tuple[dict, ...]] = ()        # the Hub widget's inputs (our own sentences, never data)
 
     def __init__(self, script_args, training_args, model_args):
         self.args = script_args

@@ -62,6 +62,8 @@ class ClassifierTask(Task):
     peft_task_type = "SEQ_CLS"
     head_modules = ("classifier", "score", "pooler")
     description = "multi-label emotions / single-label sentiment classifier (Trainer, BCE/ASL/CE, tuned thresholds)"
+    widget_examples = ({"text": "I can't believe how kind you were, thank you so much!"},
+                       {"text": "I waited two hours and nobody even said sorry."})
 
     # ---- data -------------------------------------------------------------------------------------
     def load_data(self) -> TaskData:

@@ -316,6 +316,9 @@ class SpanQATask(Task):
     head_modules = ("qa_outputs",)
     supports_quantization = False   # SpanQAModel.from_encoder copies the encoder's weights into a float model
     description = "evidence spans for DSM-5 criteria (extractive QA head, stride windows, n-best, Optuna search)"
+    widget_examples = ({"text": "The writer feels tired, drained or without energy almost every day.",
+                        "context": "I started a new job last month. I am exhausted all the time, even after sleeping. "
+                                   "Thanks for reading."},)
 
     def check_options(self) -> None:
         super().check_options()

@@ -64,6 +64,7 @@ def test_card_parses_with_model_index_and_shared_sections(tiny_run):
         assert section in card.text, section
     assert "transformers" in card.text and card.data.datasets == ["google-research-datasets/go_emotions"]
     assert card.data.license == "cc-by-4.0" and card.data.language == ["en"]  # GoEmotions' licence, not a default
+    assert card.data.widget and all(w["text"] for w in card.data.widget)      # our own example sentences
     assert "Not available here, so no number on this card comes from it: test (official" in card.text
 
 
