@@ -198,7 +198,14 @@ def load_pair_data(ds_cfg: dict, cfg: dict):
     renames = {k: v for k, v in renames.items() if k != v}
     if renames:
         raw = raw.rename_columns(renames)
-    train_split, eval_split = ds_cfg.get("train_split", "train"), ds_cfg.get("eval_split", "validation")
+    train_split = ds_cfg.get("train_split", "train")
+    held_out = [s for s in raw if s not in (train_split, "test")]
+    eval_split = ds_cfg.get("eval_split") or ("validation" if "validation" in raw else held_out[0] if len(held_out) == 1 else None)
+    if eval_split not in raw:
+        from affectlab.errors import ArgumentError
+
+        raise ArgumentError("datasets", f"{ds_cfg['name']}: no evaluation split {eval_split!r} (splits: {list(raw)}); "
+                                        "set eval_split")
     n_train = cfg["max_train_samples"] or ds_cfg.get("max_train_samples")
     n_eval = cfg["max_eval_samples"] or ds_cfg.get("max_eval_samples")
     balanced = bool(ds_cfg.get("balanced", False))

@@ -37,6 +37,7 @@ class ClassificationArguments(DataArguments):
     pos_weight_max: float = 10.0
     threshold: float = field(default=0.5, metadata={"help": "global decision threshold before tuning"})
     tune_thresholds: bool = field(default=True, metadata={"help": "tune one threshold per label on validation (never on test)"})
+    validation_split: Optional[str] = field(default=None, metadata={"help": "split for early stopping and thresholds (default: 'validation', else the dataset's one held-out split that is not test, e.g. SST-2's local 'train_heldout')"})
 
     def __post_init__(self):
         super().__post_init__()
@@ -93,10 +94,13 @@ class ClassifierTask(Task):
         else:
             self.mixture_counts = None
             train = self.limit_train(train)
-        eval_splits = {s: self.limit_eval(raw[s]) for s in ("validation", "test") if s in raw}
-        if "validation" not in eval_splits:
-            raise ArgumentError("dataset_name", f"{args.dataset_name!r} has no validation split (needed for early "
-                                                "stopping and thresholds)")
+        held_out = [s for s in raw if s not in ("train", "test")]
+        self.validation_split = args.validation_split or ("validation" if "validation" in raw else
+                                                          held_out[0] if len(held_out) == 1 else None)
+        if self.validation_split not in raw:
+            raise ArgumentError("validation_split", f"{args.dataset_name!r} has no split {self.validation_split!r} for early "
+                                                    f"stopping and thresholds (splits: {list(raw)})")
+        eval_splits = {s: self.limit_eval(raw[s]) for s in (self.validation_split, "test") if s in raw}
         info = dataset_info(args.dataset_name, args.dataset_config)
         info.components = [dataset_info(name) for name in (args.mixture or {}) if name != args.dataset_name]
         self.task_display = "Multi-label emotion classification" if multi_label else "Text classification"
@@ -152,7 +156,7 @@ class ClassifierTask(Task):
                                                 args.bce_weight), pos_weight)
         self.data = data
         return ClassificationTrainer(
-            model=model, args=self.training_args, train_dataset=train_tok, eval_dataset=self.eval_tok["validation"],
+            model=model, args=self.training_args, train_dataset=train_tok, eval_dataset=self.eval_tok[self.validation_split],
             processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=self.compute_metrics, callbacks=[GradientHealthCallback(), *self.early_stopping_callbacks()],
             loss_fn=loss_fn)
@@ -196,8 +200,8 @@ class ClassifierTask(Task):
         names, multi = data.extra["label_names"], data.extra["multi_label"]
         report = self.report_fn
         predictions = {s: trainer.predict(d, metric_key_prefix=s) for s, d in self.eval_tok.items()}
-        val_probs = self.probabilities(predictions["validation"].predictions)
-        val_refs = self.references(predictions["validation"].label_ids)
+        val_probs = self.probabilities(predictions[self.validation_split].predictions)
+        val_refs = self.references(predictions[self.validation_split].label_ids)
         if multi and args.tune_thresholds:
             thresholds = report(val_probs, val_refs, tune_thresholds=True, threshold=args.threshold)["thresholds"]
         else:
@@ -271,9 +275,9 @@ class ClassifierTask(Task):
         return dict(
             problem_desc="multi-label" if multi else "single-label", multi_label=multi,
             dataset_desc=f"`{args.dataset_name}`",
-            thresholds_note=("Thresholds were tuned per label on the validation split, so validation numbers are "
+            thresholds_note=(f"Thresholds were tuned per label on the {self.validation_split} split, so its numbers are "
                              "optimistic; test numbers (when present) are not.") if multi and args.tune_thresholds else "",
-            per_label=evaluations["validation"].details["per_label"], per_label_split="validation",
+            per_label=evaluations[self.validation_split].details["per_label"], per_label_split=self.validation_split,
             loss=self.loss_name, max_length=args.max_length, learning_rate=self.training_args.learning_rate,
             batch_size=self.training_args.per_device_train_batch_size * self.training_args.world_size,
             epochs=self.training_args.num_train_epochs, seed=self.training_args.seed, train_rows=fit.train_rows,
@@ -282,8 +286,9 @@ class ClassifierTask(Task):
 
     def report(self, evaluations) -> str:
         multi = self.data.extra["multi_label"]
-        val = evaluations["validation"].details
-        lines = ["Per-label results on validation" + (" (thresholds tuned on validation)" if multi else ""),
+        val = evaluations[self.validation_split].details
+        split = self.validation_split
+        lines = [f"Per-label results on {split}" + (f" (thresholds tuned on {split})" if multi else ""),
                  f"{'label':<16} {'prec':>6} {'rec':>6} {'f1':>6} {'supp':>6} {'thr':>5}"]
         for row in sorted(val["per_label"], key=lambda r: -r["f1"]):
             lines.append(f"{row['label']:<16} {row['precision']:>6.3f} {row['recall']:>6.3f} {row['f1']:>6.3f} "

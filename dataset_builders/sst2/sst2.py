@@ -16,13 +16,15 @@ from dataset_builders.common import DataFormatError, RowChecks, read_delimited
 
 HUB_ID = "stanfordnlp/sst2"
 LABEL_NAMES = ["negative", "positive"]
-SPLIT_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
+# The local dev.tsv is NOT GLUE's validation set: it is a slice of GLUE SST-2 train, so it is named for what
+# it is (`train_heldout`); the Hub source's `validation` is GLUE's real dev set and keeps its name.
+SPLIT_FILES = {"train": "train.tsv", "train_heldout": "dev.tsv", "test": "test.tsv"}
 # What cards, eval_results.json and result records say about the data (affectlab.tasks.*.dataset_info).
 LICENSE = "other"  # the Stanford Sentiment Treebank has no explicit licence; GLUE redistributes it for research
 LANGUAGES = ["en"]
 ABSENT_SPLITS = ["validation (GLUE SST-2 dev, 872 sentences)", "test (GLUE, unlabelled)"]
 SPLIT_NOTES = {
-    "validation": "the local dev.tsv: 6,735 phrases held out from GLUE SST-2 *train* (not GLUE's validation set); "
+    "train_heldout": "the local dev.tsv: 6,735 phrases held out from GLUE SST-2 *train* (not GLUE's validation set); "
                   "its phrases are sub-trees of sentences whose other phrases are in train, so it overlaps training "
                   "sentences and reads optimistic next to GLUE dev numbers",
 }

@@ -15,12 +15,12 @@ def sst2(data_root):
 
 def test_sst2_rows_and_features(sst2):
     assert sst2["train"].num_rows == 60_614
-    assert sst2["validation"].num_rows == 6_735
+    assert sst2["train_heldout"].num_rows == 6_735 and "validation" not in sst2  # a slice of GLUE train, named so
     assert "test" not in sst2
     assert sst2["train"].features["labels"].names == LABEL_NAMES == ["negative", "positive"]
     first = sst2["train"][0]
     assert first == {"id": "train-2", "text": "when are bears bears and", "labels": 1}
-    dev_labels = sst2["validation"]["labels"]
+    dev_labels = sst2["train_heldout"]["labels"]
     assert sum(1 for x in dev_labels if x == 0) == 2_994 and sum(dev_labels) == 3_741
 
 

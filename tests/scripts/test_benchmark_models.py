@@ -45,7 +45,7 @@ def test_each_pair_writes_a_leaderboard_result(first_run):
     assert [f.parent.name for f in files] == ["tiny-bert", "tiny-gpt2"]
     for f in files:
         rec = json.loads(f.read_text())
-        assert rec["schema"] == "affectlab.result/1" and rec["dataset"]["split"] == "validation"
+        assert rec["schema"] == "affectlab.result/1" and rec["dataset"]["split"] == "train_heldout"
         t, p = np.asarray(rec["predictions"]["y_true"]), np.asarray(rec["predictions"]["y_pred"])
         assert len(t) == 200 and np.bincount(t).tolist() == [100, 100]  # balanced evaluation subsample
         assert rec["metrics"]["accuracy"] == pytest.approx(np.mean(t == p))
@@ -64,7 +64,7 @@ def test_each_pair_writes_a_leaderboard_result(first_run):
     from affectlab.results import load_results
 
     tables = leaderboard.build_tables(load_results(str(tmp / "out" / "results")), n_boot=50)
-    table = tables[("sentiment", "sst2", "validation")]
+    table = tables[("sentiment", "sst2", "train_heldout")]
     assert sorted(table["model"]) == ["local/tiny-bert", "local/tiny-gpt2"]
 
 
@@ -90,7 +90,10 @@ def test_report_ranking_and_plots(first_run):
         assert first["latency_p50_ms"] <= second["latency_p50_ms"]
     else:
         assert first["ci"]["accuracy"]["ci_low"] > second["ci"]["accuracy"]["ci_high"]
-    assert sorted(r["composite_rank"] for r in ranking) == [1, 2] and all(r["composite"] is not None for r in ranking)
+    # (two models min-max normalised can tie on the composite when speed is noisy: ties share the better rank)
+    composite = sorted(r["composite_rank"] for r in ranking)
+    assert composite in ([1, 2], [1, 1]) and all(r["composite"] is not None for r in ranking)
+    assert (composite == [1, 1]) == (abs(ranking[0]["composite"] - ranking[1]["composite"]) <= 1e-12)
     assert "composite (rank)" in report and "Ranked by accuracy" in report
     test = summary["tests"][0]
     pairs = {r["model"]: r for r in res["rankings"]["sst2"]}
