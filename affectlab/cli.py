@@ -50,12 +50,20 @@ def user_error_types() -> tuple[type, ...]:
     return tuple(types)
 
 
+def take_debug_flag(argv: list[str]) -> bool:
+    """Remove a bare `--debug` from `argv` (in place) and say whether it was there. `--debug VALUE` is left
+    alone: it is TrainingArguments' own option (e.g. `--debug underflow_overflow`)."""
+    for i, arg in enumerate(argv):
+        if arg == "--debug" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            del argv[i]
+            return True
+    return False
+
+
 def run_entry_point(fn, debug: bool | None = None):
     """Call `fn()`; a user error exits 2 with one line on stderr (a traceback with --debug / AFFECTLAB_DEBUG=1)."""
     if debug is None:
-        debug = "--debug" in sys.argv or os.environ.get("AFFECTLAB_DEBUG") == "1"
-        if "--debug" in sys.argv:
-            sys.argv.remove("--debug")
+        debug = take_debug_flag(sys.argv) or os.environ.get("AFFECTLAB_DEBUG") == "1"
     try:
         result = fn()
     except user_error_types() as err:
@@ -105,13 +113,14 @@ def main(argv: list[str] | None = None):
         print("\n".join(lines))
         return 0
     command, rest = argv[0], argv[1:]
+    debug = take_debug_flag(rest) or os.environ.get("AFFECTLAB_DEBUG") == "1"
     if command == "train":
-        return run_entry_point(lambda: _train(rest))
+        return run_entry_point(lambda: _train(rest), debug=debug)
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}; one of {['train', *COMMANDS]}", file=sys.stderr)
         return 2
     sys.argv = [f"affectlab {command}", *rest]
-    return run_entry_point(lambda: _call(COMMANDS[command][0], rest))
+    return run_entry_point(lambda: _call(COMMANDS[command][0], rest), debug=debug)
 
 
 def console_main() -> None:
