@@ -149,11 +149,16 @@ class Task:
     def build_trainer(self, model, tokenizer, data: TaskData):
         raise NotImplementedError
 
+    def peft_modules_to_save(self, model) -> list[str]:
+        """Modules trained in full next to an adapter (the family's head; extend for more)."""
+        return list(self.head_modules)
+
     def wrap_peft(self, model):
-        """`affectlab.models.apply_peft` with this family's task type and head modules."""
+        """`affectlab.models.apply_peft` with this family's task type and modules to save."""
         from affectlab.models import apply_peft
 
-        return apply_peft(model, self.model_args, task_type=self.peft_task_type, modules_to_save=self.head_modules,
+        return apply_peft(model, self.model_args, task_type=self.peft_task_type,
+                          modules_to_save=self.peft_modules_to_save(model),
                           gradient_checkpointing=bool(self.training_args.gradient_checkpointing))
 
     def fit(self, data: TaskData) -> FitResult:

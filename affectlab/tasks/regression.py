@@ -126,6 +126,14 @@ def input_embedding_module(model) -> str:
     raise ArgumentError("persona_mode", f"cannot find the input embeddings of {type(model).__name__}")
 
 
+def persona_modules_to_save(task, model) -> list[str]:
+    """The head, and in `persona_token` mode the input embeddings too (the new persona tokens must learn)."""
+    modules = list(task.head_modules)
+    if task.args.persona_mode == "persona_token" and task.model_args.use_peft:
+        modules.append(input_embedding_module(model))
+    return modules
+
+
 class RegressionTask(Task):
     name = "regression"
     arguments_class = RegressionArguments
@@ -168,15 +176,8 @@ class RegressionTask(Task):
         model.config.label_set = label_set.to_dict()
         return model, tokenizer
 
-    def wrap_peft(self, model):
-        """The adapter + the head; in `persona_token` mode the input embeddings too (the new tokens must learn)."""
-        from affectlab.models import apply_peft
-
-        modules = list(self.head_modules)
-        if self.args.persona_mode == "persona_token" and self.model_args.use_peft:
-            modules.append(input_embedding_module(model))
-        return apply_peft(model, self.model_args, task_type=self.peft_task_type, modules_to_save=modules,
-                          gradient_checkpointing=bool(self.training_args.gradient_checkpointing))
+    def peft_modules_to_save(self, model) -> list[str]:
+        return persona_modules_to_save(self, model)
 
     def build_trainer(self, model, tokenizer, data: TaskData):
         from transformers import DataCollatorWithPadding, Trainer

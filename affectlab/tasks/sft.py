@@ -41,7 +41,7 @@ from affectlab.errors import ArgumentError
 from affectlab.personas.data import PersonaDataArguments
 from affectlab.personas.views import PERSONA_MODES
 from affectlab.tasks.base import FitResult, SplitEvaluation, Task, TaskData
-from affectlab.tasks.regression import finite_or_none, input_embedding_module, load_persona_data, parameter_counts
+from affectlab.tasks.regression import finite_or_none, load_persona_data, parameter_counts, persona_modules_to_save
 
 logger = logging.getLogger("affectlab.tasks.sft")
 N_BINS = 10     # calibration bins of the regression report on usable answers
@@ -256,15 +256,8 @@ class SFTTask(Task):
             add_persona_tokens(tokenizer, data.extra["personas"], model)
         return model, tokenizer
 
-    def wrap_peft(self, model):
-        """The adapter; in `persona_token` mode the input embeddings are trained too (the new tokens must learn)."""
-        from affectlab.models import apply_peft
-
-        modules = list(self.head_modules)
-        if self.args.persona_mode == "persona_token" and self.model_args.use_peft:
-            modules.append(input_embedding_module(model))
-        return apply_peft(model, self.model_args, task_type=self.peft_task_type, modules_to_save=modules,
-                          gradient_checkpointing=bool(self.training_args.gradient_checkpointing))
+    def peft_modules_to_save(self, model) -> list[str]:
+        return persona_modules_to_save(self, model)
 
     def messages(self, row, personas, label_set, with_answer: bool, system_ok: bool) -> list[dict]:
         from affectlab.personas.views import chat_messages, fold_system
