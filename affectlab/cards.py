@@ -115,6 +115,7 @@ def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args,
              context: dict | None = None):
     """The card of one finished run (every family goes through here)."""
     from affectlab.models import hub_model_id
+    from affectlab.pretrained import provenance_note
 
     info = data.info
     metrics = tuple(eval_payload["task"]["card_metrics"])
@@ -137,6 +138,7 @@ def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args,
         base_model_hub_id=base_hub, dataset=info, results=eval_payload["results"], primary_metric=task.primary_metric,
         training=training, training_curve=training_curve(log_history, task.primary_metric),
         framework_versions=framework_versions(), mental_health=task.mental_health, family=task.name,
+        base_model_provenance=provenance_note(model_args.model_name_or_path),
         task_display=task.task_display,
     )
     variables.update(context or {})

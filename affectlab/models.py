@@ -53,6 +53,11 @@ def hub_model_id(name: str | None) -> str | None:
     """The Hub id a card's `base_model` should name: aliases -> MiniLM's id; local folders -> their recorded id."""
     if name in DEFAULT_ALIASES:
         return MINILM_HUB_ID
+    from affectlab.pretrained import hub_id_for
+
+    released = hub_id_for(name)  # a registry name or a folder prepared from a GGUF: the released model's id
+    if released:
+        return released
     path = Path(str(name))
     if path.exists():
         import json
