@@ -11,7 +11,7 @@ PIP        := $(PY) -m pip install -q --retries 10 --timeout 60
 OFFLINE    := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test smoke bench bench-sentiment train-full browser clean
+.PHONY: venv demo test smoke bench bench-inference bench-sentiment train-full browser clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(OFFLINE) $(PY) scripts/bench_training.py
+
+# CPU inference: pipeline() vs our predictor on PyTorch fp32 / ONNX fp32 / ONNX int8 (GoEmotions validation,
+# the `make demo` model; a short run of its recipe is trained when it is absent).
+bench-inference: $(STAMP)
+	$(OFFLINE) $(PY) scripts/bench_inference.py
 
 bench-sentiment: $(STAMP)
 	$(OFFLINE) $(PY) scripts/benchmark_models.py --config recipes/sentiment_benchmark_cpu.yaml

@@ -1,0 +1,245 @@
+"""`affectlab export --format onnx [--quantize int8]`: a real MiniLM fine-tuned here on GoEmotions (the demo recipe,
+a few hundred rows) exported to ONNX; every backend's predictions on the validation split against PyTorch fp32;
+the folder reloading through `TextClassifier(backend="onnx")` (a fresh process), the thresholded multi-label
+`pipeline()` and the Auto classes; custom-code models (regression head, Gemma encoder) and pairs (NLI) exported.
+
+About int8 and exact label sets: the demo recipe trains with ASL, which leaves most validation probabilities close
+to their tuned thresholds (on this quick model more than 90% of rows have a label within 0.01 of its threshold),
+so any int8 rounding (a single quantized matmul moves probabilities by ~1e-4) flips some label of those rows.
+int8 is held to what it can promise: the same macro-F1, the same decisions wherever fp32 is not within 0.01 of a
+threshold, and almost every per-label decision the same. ONNX fp32 must agree everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+@pytest.fixture(scope="module")
+def minilm_run(tmp_path_factory, minilm_path):
+    """A real MiniLM fine-tune of the demo recipe on 800 GoEmotions rows (about a minute on 2 cores)."""
+    out = tmp_path_factory.mktemp("minilm_export") / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, str(REPO / "scripts" / "train_classifier.py"), "--config",
+           str(REPO / "recipes" / "goemotions_minilm_demo.yaml"), "--max_train_samples", "800", "--max_eval_samples",
+           "400", "--num_train_epochs", "2", "--learning_rate", "2e-4", "--max_length", "48",
+           "--per_device_train_batch_size", "16", "--output_dir", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out.parent, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def minilm_onnx(minilm_run):
+    from affectlab.export import export
+
+    out = minilm_run.parent / "onnx"
+    meta = export(str(minilm_run), out, quantize="int8", log=lambda *_: None)
+    return out, meta
+
+
+@pytest.fixture(scope="module")
+def validation():
+    from affectlab.data import multi_hot
+    from dataset_builders import build_dataset
+
+    val = build_dataset("goemotions")["validation"]
+    return list(val["text"]), multi_hot(val["labels"], 28).astype(int)
+
+
+def test_onnx_backends_agree_with_pytorch_fp32_on_validation(minilm_run, minilm_onnx, validation):
+    from affectlab.inference import TextClassifier
+    from affectlab.metrics import metric_module
+
+    out, meta = minilm_onnx
+    texts, refs = validation
+    assert meta["files"] == {"fp32": "onnx/model.onnx", "int8": "onnx/model_quantized.onnx"}
+    assert meta["default"] == "onnx/model_quantized.onnx" and meta["ort_fusions"] == "cpu"
+    assert meta["checks"]["fp32"]["max_abs_logit_diff"] < 1e-4
+    torch_clf = TextClassifier.from_pretrained(str(minilm_run))
+    fp32 = TextClassifier.from_pretrained(str(out), backend="onnx", onnx_file="onnx/model.onnx")
+    int8 = TextClassifier.from_pretrained(str(out), backend="onnx")
+    assert int8.backend.file_name == "onnx/model_quantized.onnx"
+    assert fp32.thresholds.tolist() == torch_clf.thresholds.tolist() and fp32.labels == torch_clf.labels
+    p_torch, p_fp32, p_int8 = (c.predict_proba(texts) for c in (torch_clf, fp32, int8))
+    sets = [c.spec.decide(p) for c, p in ((torch_clf, p_torch), (fp32, p_fp32), (int8, p_int8))]
+    assert sets[1] == sets[0], "ONNX fp32 must give PyTorch's label set on every validation row"
+    np.testing.assert_allclose(p_fp32, p_torch, atol=1e-5)
+
+    thresholds = torch_clf.thresholds
+    d_torch, d_int8 = p_torch >= thresholds, p_int8 >= thresholds
+    assert (d_torch == d_int8).mean() >= 0.98, "per-label decisions"
+    margin = np.abs(p_torch - thresholds).min(1) >= 0.01
+    assert (d_torch[margin] == d_int8[margin]).all(1).mean() >= 0.99 if margin.any() else True
+    report = metric_module("multilabel_f1").multilabel_report
+    f1 = [report(p, refs, thresholds=thresholds)["macro_f1"] for p in (p_torch, p_int8)]
+    assert abs(f1[0] - f1[1]) <= 0.01, f1
+
+
+def test_onnx_folder_reloads_in_a_fresh_process_and_through_pipeline(minilm_onnx, tmp_path, validation):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from affectlab.hub import check_custom_code, files_to_push
+    from affectlab.inference import TextClassifier
+
+    out, _ = minilm_onnx
+    texts = validation[0][:48]
+    clf = TextClassifier.from_pretrained(str(out), backend="auto")
+    assert clf.backend.name == "onnx"
+    expected = clf.predict(texts)
+
+    script = textwrap.dedent(f"""
+        import json, sys
+        from affectlab.inference import TextClassifier
+        clf = TextClassifier.from_pretrained({str(out)!r}, backend="onnx")
+        print(json.dumps(clf.predict({texts!r})))
+    """)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
+
+    # transformers alone: the thresholded pipeline and the Auto class run ONNX Runtime (modeling_onnx.py)
+    pipe = pipeline(model=str(out), trust_remote_code=True)
+    assert type(pipe).__name__ == "MultiLabelTextClassificationPipeline"
+    assert type(pipe.model).__name__ == "OnnxModelForSequenceClassification"
+    got = pipe(texts)
+    assert [sorted(d["label"] for d in row) for row in got] == [sorted(x) for x in expected]
+    config = json.loads((out / "config.json").read_text())
+    assert all(d["score"] >= config["label_thresholds"][d["label"]] for row in got for d in row)
+    model = AutoModelForSequenceClassification.from_pretrained(str(out), trust_remote_code=True)
+    enc = AutoTokenizer.from_pretrained(str(out))(texts[:4], padding=True, return_tensors="pt")
+    np.testing.assert_allclose(1 / (1 + np.exp(-model(**enc).logits.numpy())), clf.predict_proba(texts[:4]), atol=1e-5)
+
+    # a folder the Hub accepts: complete custom code, a card that says what it is
+    assert check_custom_code(out) == ["modeling_onnx.py"]
+    pushed = files_to_push(out, extra=["onnx/*"])
+    assert {"onnx/model.onnx", "onnx/model_quantized.onnx", "config.json", "tokenizer.json", "README.md",
+            "multilabel_pipeline.py"} <= set(pushed)
+    card = (out / "README.md").read_text()
+    assert "## ONNX export" in card and "onnx" in card.split("---")[1]
+
+
+def _regression_model(tiny_bert_dir, folder: Path):
+    import torch
+    from transformers import AutoTokenizer
+
+    from custom_models.regression_head import RegressionHeadModel
+
+    torch.manual_seed(0)
+    model = RegressionHeadModel.from_encoder(str(tiny_bert_dir), ["valence", "arousal", "dominance"],
+                                             output_scaling=True, label_min=1.0, label_max=5.0).eval()
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(folder)
+    return model
+
+
+def test_custom_code_regression_model_exports_and_reloads(tiny_bert_dir, tmp_path):
+    from affectlab.errors import ArgumentError
+    from affectlab.export import export
+    from affectlab.inference import TextClassifier
+
+    src = tmp_path / "regression"
+    _regression_model(tiny_bert_dir, src)
+    with pytest.raises(ArgumentError, match="--trust_remote_code"):
+        export(str(src), tmp_path / "onnx", log=lambda *_: None)
+    out = tmp_path / "onnx"
+    meta = export(str(src), out, trust_remote_code=True, log=lambda *_: None)
+    assert meta["checks"]["fp32"]["max_abs_logit_diff"] < 1e-4 and meta["default"] == "onnx/model.onnx"
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"]["AutoConfig"] == "configuration_regression_head.RegressionHeadConfig"
+    assert config["auto_map"]["AutoModelForSequenceClassification"] == "modeling_onnx.OnnxModelForSequenceClassification"
+    texts = ["The nurse was kind.", "Waiting eleven hours, nobody said anything at all.", "ok"]
+    torch_clf = TextClassifier.from_pretrained(str(src), trust_remote_code=True)
+    onnx_clf = TextClassifier.from_pretrained(str(out), backend="onnx")
+    np.testing.assert_allclose(onnx_clf.predict_proba(texts), torch_clf.predict_proba(texts), atol=1e-5)
+    preds = onnx_clf.predict(texts)
+    assert list(preds[0]) == ["valence", "arousal", "dominance"] and all(1 <= v <= 5 for p in preds for v in p.values())
+
+    # the Auto classes in a fresh process, with only the exported folder's code
+    script = textwrap.dedent(f"""
+        import json, sys, torch
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        path = {str(out)!r}
+        cfg = AutoConfig.from_pretrained(path, trust_remote_code=True)
+        model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
+        assert "custom_models" not in sys.modules
+        enc = AutoTokenizer.from_pretrained(path, trust_remote_code=True)({texts!r}, padding=True, return_tensors="pt")
+        print(json.dumps({{"config": type(cfg).__name__, "model": type(model).__name__,
+                          "logits": model(**enc).logits.tolist()}}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    assert info["config"] == "RegressionHeadConfig" and info["model"] == "OnnxModelForSequenceClassification"
+    np.testing.assert_allclose(info["logits"], torch_clf.predict_proba(texts), atol=1e-5)
+
+
+def test_nli_pairs_and_the_gemma_encoder_export(tiny_bert_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Gemma3TextConfig
+
+    from affectlab.export import export
+    from affectlab.inference import TextClassifier
+    from custom_models.gemma_encoder import GemmaEncoderConfig, GemmaEncoderForSequenceClassification
+
+    posts = ["I have not slept properly in weeks.", "Great day at the beach!", "Nothing feels worth doing.", "ok"]
+    criteria = ["Insomnia nearly every day.", "Depressed mood.", "Markedly diminished interest.", "Fatigue."]
+    torch.manual_seed(0)
+    nli = tmp_path / "nli"
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert_dir, num_labels=2, id2label={0: "absent", 1: "present"}, label2id={"absent": 0, "present": 1},
+        problem_type="single_label_classification")
+    model.save_pretrained(nli)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(nli)
+    export(str(nli), tmp_path / "nli-onnx", quantize="int8", log=lambda *_: None)
+    ref = TextClassifier.from_pretrained(str(nli)).predict_proba(posts, text_pairs=criteria)
+    got = TextClassifier.from_pretrained(str(tmp_path / "nli-onnx"), backend="onnx", onnx_file="onnx/model.onnx")
+    np.testing.assert_allclose(got.predict_proba(posts, text_pairs=criteria), ref, atol=1e-5)
+    assert set(got.predict(posts, text_pairs=criteria)) <= {"absent", "present"}
+
+    text = Gemma3TextConfig(vocab_size=30522, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
+                            pad_token_id=0, sliding_window=4, layer_types=["sliding_attention", "full_attention"])
+    gemma = GemmaEncoderForSequenceClassification._from_config(
+        GemmaEncoderConfig(text_config=text, num_labels=2, problem_type="single_label_classification"),
+        attn_implementation="sdpa").eval()
+    src = tmp_path / "gemma"
+    gemma.save_pretrained(src)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(src)
+    export(str(src), tmp_path / "gemma-onnx", trust_remote_code=True, log=lambda *_: None)
+    long_posts = [p + " and then" * 6 for p in posts]  # longer than the sliding window
+    ref = TextClassifier.from_pretrained(str(src), trust_remote_code=True).predict_proba(long_posts)
+    got = TextClassifier.from_pretrained(str(tmp_path / "gemma-onnx"), backend="onnx").predict_proba(long_posts)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_what_cannot_be_exported_is_one_line(tmp_path):
+    config = {"model_type": "bert", "architectures": ["BertForQuestionAnswering"], "vocab_size": 10}
+    (tmp_path / "qa").mkdir()
+    (tmp_path / "qa" / "config.json").write_text(json.dumps(config))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "affectlab.cli", "export", "--model", str(tmp_path / "qa"),
+                           "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --model: only classifier, NLI and regression")
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+    proc = subprocess.run([sys.executable, "-m", "affectlab.cli", "export", "--model", str(tmp_path / "missing")],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert proc.returncode == 2 and "error: --model:" in proc.stderr and "Traceback" not in proc.stderr
