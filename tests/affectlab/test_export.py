@@ -117,7 +117,10 @@ def test_onnx_folder_reloads_in_a_fresh_process_and_through_pipeline(minilm_onnx
     assert type(pipe).__name__ == "MultiLabelTextClassificationPipeline"
     assert type(pipe.model).__name__ == "OnnxModelForSequenceClassification"
     got = pipe(texts)
-    assert [sorted(d["label"] for d in row) for row in got] == [sorted(x) for x in expected]
+    # the pipeline runs one text at a time; int8 activation scales are computed per batch, so compare with the
+    # predictor at batch size 1 (the same computation)
+    one_by_one = TextClassifier.from_pretrained(str(out), backend="onnx", batch_size=1).predict(texts)
+    assert [sorted(d["label"] for d in row) for row in got] == [sorted(x) for x in one_by_one]
     config = json.loads((out / "config.json").read_text())
     assert all(d["score"] >= config["label_thresholds"][d["label"]] for row in got for d in row)
     model = AutoModelForSequenceClassification.from_pretrained(str(out), trust_remote_code=True)
