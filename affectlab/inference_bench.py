@@ -225,7 +225,8 @@ def ratios(results: dict) -> dict:
         return results[a][key] / results[b][key] if a in results and b in results else None
 
     out = {f"{name}_vs_pipeline": r(name, "pipeline") for name in results if name != "pipeline"}
-    out.update({f"{name}_vs_torch_fp32": r(name, "torch-fp32") for name in results if name != "torch-fp32"})
+    out.update({f"{name}_vs_torch_fp32": r(name, "torch-fp32") for name in results
+                if name not in ("torch-fp32", "pipeline")})
     out["batch1_int8_vs_torch_fp32"] = r("onnx-int8", "torch-fp32", "batch1_sps")
     if "onnx-int8" in results and "torch-fp32" in results:
         out["int8_macro_f1_drop"] = results["torch-fp32"]["macro_f1"] - results["onnx-int8"]["macro_f1"]
@@ -245,7 +246,7 @@ def inference_report(result: dict) -> str:
                      f"{r['p99_ms']:>7.2f} {r['peak_rss_mib']:>6.0f}MiB {r['macro_f1']:>9.4f} "
                      f"{'' if same is None else f'{100 * same:.1f}%':>7}")
     lines.append("")
-    lines += [f"{k.replace('_', ' ')}: {v:.2f}{'' if 'f1' in k else 'x'}" for k, v in rat.items()]
+    lines += [f"{k.replace('_', ' ')}: " + (f"{v:+.4f}" if "f1" in k else f"{v:.2f}x") for k, v in rat.items()]
     lines.append("")
 
     def check(ok, text):
