@@ -123,3 +123,59 @@ def test_trainer_evaluates_length_sorted_and_returns_the_original_order(tiny_cla
             widths.clear()
     finally:
         hook.remove()
+
+
+DDP_SCRIPT = '''
+import sys
+import numpy as np, torch
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
+from affectlab.losses import ClassificationLoss, LossConfig
+from affectlab.trainer import ClassificationTrainer
+model_dir, out = sys.argv[1], sys.argv[2]
+tok = AutoTokenizer.from_pretrained(model_dir)
+torch.manual_seed(0)
+model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=3,
+                                                           problem_type="multi_label_classification")
+rng = np.random.default_rng(0)
+rows = ["word " * int(rng.integers(1, 40)) + str(i) for i in range(101)]
+enc = tok(rows, truncation=True, max_length=64)
+ds = Dataset.from_dict({**dict(enc), "labels": np.eye(3)[np.arange(101) % 3].tolist(),
+                        "length": [len(x) for x in enc["input_ids"]]})
+args = TrainingArguments(output_dir=out + ".trainer", per_device_eval_batch_size=8, report_to="none", use_cpu=True,
+                         disable_tqdm=True)
+trainer = ClassificationTrainer(
+    model=model, args=args, data_collator=DataCollatorWithPadding(tok), processing_class=tok,
+    loss_fn=ClassificationLoss(LossConfig("bce")),
+    compute_metrics=lambda p: {"order": float((p.label_ids.argmax(-1) * np.arange(len(p.label_ids))).sum())})
+result = trainer.predict(ds)
+if trainer.is_world_process_zero():
+    np.save(out, result.predictions)
+    print("ORDER", trainer.args.world_size, result.metrics["test_order"])
+'''
+
+
+def test_two_ranks_predict_in_the_original_order(tiny_bert_dir, tmp_path):
+    """DDP (2 CPU processes): sharded length-sorted batches gathered back into the single-process order."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    script = tmp_path / "ddp_predict.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    accelerate = Path(sys.executable).with_name("accelerate")
+    outputs = {}
+    for name, cmd in (("one", [sys.executable, str(script)]),
+                      ("two", [str(accelerate), "launch", "--config_file", str(repo / "accelerate_configs" / "cpu_ddp.yaml"),
+                               str(script)])):
+        out = tmp_path / f"{name}.npy"
+        proc = subprocess.run([*cmd, str(tiny_bert_dir), str(out)], capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("ORDER"))
+        outputs[name] = (line.split()[1:], np.load(out))
+    expected_order = float(((np.arange(101) % 3) * np.arange(101)).sum())
+    assert outputs["one"][0] == ["1", str(expected_order)] and outputs["two"][0] == ["2", str(expected_order)]
+    np.testing.assert_allclose(outputs["two"][1], outputs["one"][1], atol=1e-5)
