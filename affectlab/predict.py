@@ -419,11 +419,11 @@ def run_predictions(clf, chunks: Iterator[Chunk], output: Path, *, on_bad_rows: 
                                        text_pairs=[chunk.pairs[i] for i in good] if chunk.pairs is not None else None)
             predicted += len(good)
             columns = prediction_columns(clf, scores, with_scores)
-            positions = good if on_bad_rows == "skip" else list(range(len(chunk.rows)))
+            positions = good if on_bad_rows != "keep" else list(range(len(chunk.rows)))
             record: dict[str, list] = {"row": [chunk.rows[i] for i in positions]}
             for name in passthrough:
                 record[name] = [chunk.extra[name][i] for i in positions]
-            if on_bad_rows == "skip":
+            if on_bad_rows != "keep":
                 record.update(columns)
             else:
                 slot = {i: k for k, i in enumerate(good)}

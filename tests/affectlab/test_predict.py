@@ -212,3 +212,23 @@ def test_user_errors_name_the_option(tiny_model, tmp_path):
     with pytest.raises(ArgumentError, match="--backend"):
         predict("--model", tiny_model, "--input", src, "--output", tmp_path / "o.csv", "--text_column", "body",
                 "--backend", "onnx")
+
+
+def test_regression_outputs_one_column_per_dimension(tiny_bert_dir, tmp_path):
+    import torch
+    from transformers import AutoTokenizer
+
+    from custom_models.regression_head import RegressionHeadModel
+
+    torch.manual_seed(0)
+    src = tmp_path / "regression"
+    RegressionHeadModel.from_encoder(str(tiny_bert_dir), ["valence", "arousal"], output_scaling=True, label_min=1.0,
+                                     label_max=5.0).save_pretrained(src)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(src)
+    texts = tmp_path / "in.csv"
+    pd.DataFrame({"text": GOOD}).to_csv(texts, index=False)
+    out = tmp_path / "out.parquet"
+    assert predict("--model", src, "--input", texts, "--output", out, "--trust_remote_code") == 0
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["row", "valence", "arousal"] and str(frame["valence"].dtype) == "float32"
+    assert frame[["valence", "arousal"]].apply(lambda c: c.between(1, 5)).all().all()
