@@ -148,15 +148,17 @@ def use_eager_attention(model) -> None:
                 pass
 
 
-def load_model(folder: Path, trust_remote_code: bool):
+def load_model(name_or_folder: str, trust_remote_code: bool, revision: str | None = None):
+    """The PyTorch model (eager attention) and tokenizer from a folder or a Hub id (weights downloaded)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    kwargs = dict(trust_remote_code=trust_remote_code, revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_folder, **kwargs)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=trust_remote_code,
-                                                                   attn_implementation="eager")
+        model = AutoModelForSequenceClassification.from_pretrained(name_or_folder, attn_implementation="eager",
+                                                                   **kwargs)
     except (ValueError, TypeError):
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(name_or_folder, **kwargs)
     use_eager_attention(model)
     return model.eval(), tokenizer
 
@@ -446,7 +448,10 @@ def export(model: str, output_dir: str | Path, quantize: str | None = None, trus
     out = Path(output_dir)
     if out.resolve() == source.resolve():
         raise ArgumentError("output_dir", "must differ from the model folder")
-    torch_model, tokenizer = load_model(source, trust_remote_code)
+    from affectlab.paths import resolve_model_name
+
+    name = resolve_model_name(model)
+    torch_model, tokenizer = load_model(str(source) if Path(name).is_dir() else name, trust_remote_code, revision)
     input_names = forward_inputs(torch_model)
     sample = encode(tokenizer, CHECK_TEXTS[:2], None, input_names)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -246,3 +246,63 @@ def test_what_cannot_be_exported_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "affectlab.cli", "export", "--model", str(tmp_path / "missing")],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert proc.returncode == 2 and "error: --model:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_export_from_the_hub_push_and_load_by_repo_id(tiny_bert_dir, tmp_path):
+    """Through the local Hub emulator and the unmodified clients: export a model given by its repo id, push the
+    ONNX folder (`affectlab push --extra 'onnx/*'`), then load it by repo id with `TextClassifier(backend="onnx")`
+    and with `pipeline(trust_remote_code=True)` in a fresh process."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from affectlab.inference import TextClassifier
+    from affectlab.testing.hub_emulator import HubEmulator
+    from custom_models.multilabel_pipeline import register
+
+    token, user = "hf_emulatorSecretToken0123456789", "alice"
+    labels = ["joy", "anger", "sadness"]
+    torch.manual_seed(0)
+    src = tmp_path / "tiny-ml"
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert_dir, num_labels=3, problem_type="multi_label_classification",
+        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    model.config.label_thresholds = {"joy": 0.5, "anger": 0.49, "sadness": 0.51}
+    register(model.config)
+    model.save_pretrained(src)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(src)
+    texts = ["thank you so much!", "ugh, Mondays.", "I miss her every single day.", "fine"]
+
+    with HubEmulator(tokens={token: user}, lfs_threshold=4096) as hub:
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+        env.update(hub.client_env(token=token), HF_HOME=str(tmp_path / "hf_home"), OMP_NUM_THREADS="1")
+
+        def cli(*args):
+            proc = subprocess.run([sys.executable, "-m", "affectlab.cli", *map(str, args)], capture_output=True,
+                                  text=True, env=env, cwd=tmp_path, timeout=600, stdin=subprocess.DEVNULL)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            return proc
+
+        cli("push", src, "--repo", f"{user}/tiny-ml")
+        out = tmp_path / "tiny-ml-onnx"
+        cli("export", "--model", f"{user}/tiny-ml", "--output_dir", out, "--quantize", "int8")
+        cli("push", out, "--repo", f"{user}/tiny-ml-onnx", "--extra", "onnx/*")
+        expected = TextClassifier.from_pretrained(str(out), backend="onnx", batch_size=1).predict(texts)
+        script = textwrap.dedent(f"""
+            import json
+            from huggingface_hub import list_repo_files
+            from transformers import pipeline
+            from affectlab.inference import TextClassifier
+            clf = TextClassifier.from_pretrained("{user}/tiny-ml-onnx", backend="onnx", batch_size=1)
+            pipe = pipeline(model="{user}/tiny-ml-onnx", trust_remote_code=True)
+            print(json.dumps({{"clf": clf.predict({texts!r}), "pipe": [[d["label"] for d in row]
+                                                                      for row in pipe({texts!r})],
+                              "files": list_repo_files("{user}/tiny-ml-onnx")}}))
+        """)
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=600, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    assert {"onnx/model.onnx", "onnx/model_quantized.onnx", "modeling_onnx.py", "multilabel_pipeline.py",
+            "config.json", "tokenizer.json", "README.md"} <= set(got["files"])
+    assert got["clf"] == expected
+    assert [sorted(x) for x in got["pipe"]] == [sorted(x) for x in expected]
