@@ -66,7 +66,7 @@ def sentiment_benchmark_record(name, base, y, p, *, params, p50, thr, method="fu
     from affectlab.stats import classification_metrics
 
     quality = classification_metrics(y, p, labels=range(2))
-    rec = result_record(model_repo=f"local/{name}", revision=None, task="sentiment", dataset="sst2", split="validation",
+    rec = result_record(model_repo=f"local/{name}", revision=None, task="sentiment", dataset="sst2", split="train_heldout",
                         metrics=quality, y_true=y, y_pred=p, dataset_rows=[r["text"] for r in sst2_rows(len(y))],
                         base_model=base, method=method, family="classifier", seed=1337, config={"m": name},
                         primary_metric="accuracy", label_names=["negative", "positive"],
@@ -173,7 +173,7 @@ def submission(valid: bool = True) -> dict:
     y = np.array([r["label"] for r in sst2_rows()])
     p = _wrong(rng, y, 0.07, 2)
     rec = result_record(model_repo="new-org/electra-sst2", revision=SHA["new"], task="sentiment", dataset="sst2",
-                        split="validation", metrics={"accuracy": float(np.mean(y == p))}, y_true=y, y_pred=p,
+                        split="train_heldout", metrics={"accuracy": float(np.mean(y == p))}, y_true=y, y_pred=p,
                         dataset_rows=[r["text"] for r in sst2_rows()], base_model="google/electra-base-discriminator",
                         method="full", family="classifier", seed=1, config={"lr": 3e-5}, primary_metric="accuracy",
                         label_names=["negative", "positive"])
@@ -181,6 +181,6 @@ def submission(valid: bool = True) -> dict:
         return rec
     y, p = y[:32], p[:32]
     return result_record(model_repo="local/electra-run", revision=None, task="sentiment", dataset="sst2",
-                         split="validation", metrics={"accuracy": 0.99}, y_true=y, y_pred=p,
+                         split="train_heldout", metrics={"accuracy": 0.99}, y_true=y, y_pred=p,
                          dataset_rows=[f"other {i}" for i in range(32)], family="classifier", seed=1,
                          config={"lr": 3e-5}, primary_metric="accuracy")

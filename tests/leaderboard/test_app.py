@@ -27,7 +27,7 @@ def table(board, tab, i=0):
 def test_every_family_has_its_tab_and_tables(board):
     expected = {"emotions": [("emotion-multilabel", "goemotions", "validation"),
                              ("emotion-multilabel", "semeval2018_ec", "train")],
-                "sentiment": [("sentiment", "sst2", "validation")],
+                "sentiment": [("sentiment", "sst2", "train_heldout")],
                 "criterion-matching": [("dsm5-criterion-matching", "redsm5", "test")],
                 "evidence-spans": [("evidence-span-extraction", "redsm5", "validation")],
                 "persona-regression": [("emotion-regression", "emobank", "validation")],
@@ -128,7 +128,7 @@ def test_submissions_are_validated_and_refusals_say_why(app_module, board, tmp_p
     assert broken.startswith("✗ **The record was refused**")
     assert "model.repo_id: 'local/electra-run' is not a model on the Hub (&lt;org&gt;/&lt;name&gt;)" in broken
     assert "model.revision: None is not a commit sha" in broken
-    assert "are not the rows of sst2 (validation) that sentiment results on this leaderboard" in broken
+    assert "are not the rows of sst2 (train_heldout) that sentiment results on this leaderboard" in broken
     assert app_module.submit(board, None, "  ").startswith("✗ **Nothing to submit**")
     assert "not a JSON document" in app_module.submit(board, None, "{not json")
     lying = board_records.submission()
@@ -172,7 +172,7 @@ def test_a_valid_submission_opens_a_pull_request_on_the_hub_emulator(app_module,
             assert not [p for p in repo.commits[repo.branches["main"]].tree if p.endswith(".json")]  # main untouched
             queue = app_module.submissions_frame(board, token=bot, endpoint=hub.url)
             assert queue.iloc[0]["#"] == 1 and queue.iloc[0]["Author"] == "lb-bot"
-            assert queue.iloc[0]["Title"] == "Submit new-org/electra-sst2 on sst2 (validation)"
+            assert queue.iloc[0]["Title"] == "Submit new-org/electra-sst2 on sst2 (train_heldout)"
             # a token the Hub refuses: a clear message, the token never shown
             refused = app_module.submit(board, str(path), None, token="hf_notARealTokenAtAll000000", endpoint=hub.url)
             assert refused.startswith("✗ **Could not open the pull request**") and "notARealToken" not in refused

@@ -305,7 +305,7 @@ def test_submissions_refused_with_reasons_then_a_pull_request(browser, hub, tmp_
     browser.find_element(By.CSS_SELECTOR, "#submit-button").click()
     wait_for(lambda: "model.revision" in text(browser, "#submit-status"), what="the refusal of the uploaded record")
     status = text(browser, "#submit-status")
-    assert "is not a model on the Hub (<org>/<name>): push the model" in status and "are not the rows of sst2 (validation)" in status
+    assert "is not a model on the Hub (<org>/<name>): push the model" in status and "are not the rows of sst2 (train_heldout)" in status
     screenshot(browser, "submit_refused")
     repo = hub.repos[("dataset", "board/results")]
     assert repo.discussions == []
@@ -319,7 +319,7 @@ def test_submissions_refused_with_reasons_then_a_pull_request(browser, hub, tmp_
     browser.find_element(By.CSS_SELECTOR, "#submit-button").click()
     wait_for(lambda: "Pull request #1 opened" in text(browser, "#submit-status"), what="the pull request")
     (pr,) = repo.discussions
-    assert pr.is_pr and pr.author == "leaderboard-bot" and pr.title == "Submit new-org/electra-sst2 on sst2 (validation)"
+    assert pr.is_pr and pr.author == "leaderboard-bot" and pr.title == "Submit new-org/electra-sst2 on sst2 (train_heldout)"
     added = [p for p in repo.commits[repo.pr_refs["refs/pr/1"]].tree if p.startswith("new-org/")]
     assert len(added) == 1 and added[0].endswith(".json")
     assert not [p for p in repo.commits[repo.branches["main"]].tree if p.startswith("new-org/")]
