@@ -59,6 +59,7 @@ def validation():
     return list(val["text"]), multi_hot(val["labels"], 28).astype(int)
 
 
+@pytest.mark.slow  # fine-tunes a real MiniLM first (minutes on 2 cores): make test-slow
 def test_onnx_backends_agree_with_pytorch_fp32_on_validation(minilm_run, minilm_onnx, validation):
     from affectlab.inference import TextClassifier
     from affectlab.metrics import metric_module
@@ -88,6 +89,7 @@ def test_onnx_backends_agree_with_pytorch_fp32_on_validation(minilm_run, minilm_
     assert abs(f1[0] - f1[1]) <= 0.01, f1
 
 
+@pytest.mark.slow  # fine-tunes a real MiniLM first (minutes on 2 cores): make test-slow
 def test_onnx_folder_reloads_in_a_fresh_process_and_through_pipeline(minilm_onnx, tmp_path, validation):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
