@@ -313,25 +313,73 @@ def remove_dead_nodes(graph) -> None:
         graph.initializer.remove(t)
 
 
-def quantize_int8(source: Path, target: Path, per_channel: bool = True) -> None:
-    """ONNX Runtime dynamic quantization: int8 weights (per output channel), int8 activations computed at run time."""
+def quantize_int8(source: Path, target: Path, split_first_token: bool = False) -> dict:
+    """ONNX Runtime dynamic quantization of the matmuls over weights: int8 weights (per output channel), activations
+    quantized at run time (one uint8 scale per tensor). The fused attention (Q/K/V projections and softmax) stays
+    fp32: its int8 kernel rounds weights to 7 bits, which cost more macro-F1 than it gained speed.
+
+    `split_first_token` (encoders that start every text with [CLS]): each matmul runs twice, on the first token and
+    on the rest, so each part gets its own activation scale. The first token carries activations 5-10x larger than
+    the others in the early layers (MiniLM: 28 vs a median of 3), and one shared scale rounded every other token
+    that much more coarsely: on the demo model the split halves int8's probability error and cuts its macro-F1 loss
+    from 0.011 to under 0.005, for ~25% of int8's speed-up."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
-        # initializers' stale value_info trips the quantizer's shape inference when it transposes Gemm weights
         proto = onnx.load(str(source))
+        # initializers' stale value_info trips the quantizer's shape inference when it transposes Gemm weights
         initializers = {init.name for init in proto.graph.initializer}
         kept = [info for info in proto.graph.value_info if info.name not in initializers]
         del proto.graph.value_info[:]
         proto.graph.value_info.extend(kept)
+        split = split_first_token_matmuls(proto) if split_first_token else 0
         staged = Path(tmp) / "model.onnx"
         large = proto.ByteSize() > EXTERNAL_DATA_BYTES
         onnx.save(proto, str(staged), save_as_external_data=large)
         target.parent.mkdir(parents=True, exist_ok=True)
-        quantize_dynamic(str(staged), str(target), weight_type=QuantType.QInt8, per_channel=per_channel,
-                         use_external_data_format=large,
+        quantize_dynamic(str(staged), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"], use_external_data_format=large,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return {"method": "onnxruntime.quantization.quantize_dynamic", "weights": "int8 per output channel",
+            "activations": "uint8, dynamic per tensor" + (", first token apart" if split else ""),
+            "quantized": "MatMul (attention fp32)", "first_token_split_matmuls": split}
+
+
+def split_first_token_matmuls(proto) -> int:
+    """Rewrite `Y = X @ W` (W an initializer, X of shape [batch, sequence, features]) as
+    `Y = concat(X[:, :1] @ W, X[:, 1:] @ W)`: the same product, quantized with one activation scale per part."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    weights = {t.name: t for t in graph.initializer}
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.input, *graph.output]
+             if v.type.tensor_type.HasField("shape")}
+    consts = {"split_first_token_0": 0, "split_first_token_1": 1, "split_first_token_end": 2 ** 62}
+    count, nodes = 0, []
+    for node in graph.node:
+        weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        if weight is None or len(weight.dims) != 2 or ranks.get(node.input[0]) != 3:
+            nodes.append(node)
+            continue
+        name, x, y = node.name or f"matmul_{count}", node.input[0], node.output[0]
+        nodes += [
+            helper.make_node("Slice", [x, "split_first_token_0", "split_first_token_1", "split_first_token_1"],
+                             [f"{name}_first_in"], name=f"{name}_first_slice"),
+            helper.make_node("Slice", [x, "split_first_token_1", "split_first_token_end", "split_first_token_1"],
+                             [f"{name}_rest_in"], name=f"{name}_rest_slice"),
+            helper.make_node("MatMul", [f"{name}_first_in", node.input[1]], [f"{name}_first_out"],
+                             name=f"{name}_first"),
+            helper.make_node("MatMul", [f"{name}_rest_in", node.input[1]], [f"{name}_rest_out"], name=f"{name}_rest"),
+            helper.make_node("Concat", [f"{name}_first_out", f"{name}_rest_out"], [y], name=f"{name}_concat", axis=1),
+        ]
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        graph.initializer.extend(numpy_helper.from_array(np.array([v], dtype=np.int64), k) for k, v in consts.items())
+    return count
 
 
 def compare(model, onnx_path: Path, tokenizer, input_names, problem: str) -> dict:
@@ -465,14 +513,16 @@ def export(model: str, output_dir: str | Path, quantize: str | None = None, trus
         if checks["fp32"]["max_abs_logit_diff"] > FP32_TOLERANCE:
             raise ExportError(f"the ONNX graph of {model} does not reproduce PyTorch (max |logit difference| "
                               f"{checks['fp32']['max_abs_logit_diff']:.3g} > {FP32_TOLERANCE}); try --no_fuse")
-        files = {"fp32": FP32_FILE}
+        files, quantization = {"fp32": FP32_FILE}, None
         if quantize == "int8":
             log("quantizing to int8 (ONNX Runtime dynamic quantization, per-channel weights) ...")
             with _quiet():
-                quantize_int8(staging / FP32_FILE, staging / INT8_FILE)
+                quantization = quantize_int8(staging / FP32_FILE, staging / INT8_FILE,
+                                             split_first_token=encoder_type(config) in PADDING_MASK_ONLY)
             checks["int8"] = compare(torch_model, staging / INT8_FILE, tokenizer, input_names, problem)
             files["int8"] = INT8_FILE
         meta = {"default": files.get("int8", FP32_FILE), "files": files, "inputs": graph["inputs"],
+                "quantization": quantization,
                 "outputs": graph["outputs"], "opset": graph["opset"], "exporter": graph["exporter"],
                 "ort_fusions": graph["ort_fusions"], "source": str(model), "checks": checks}
         (staging / "config.json").write_text(json.dumps(exported_config(config, problem, meta), indent=2,
