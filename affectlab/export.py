@@ -346,9 +346,14 @@ def quantize_int8(source: Path, target: Path, split_first_token: bool = False) -
             "quantized": "MatMul (attention fp32)", "first_token_split_matmuls": split}
 
 
+SPLIT_AFTER = ("SkipLayerNormalization", "LayerNormalization", "SkipSimplifiedLayerNormalization", "BiasGelu", "Gelu",
+               "FastGelu")
+
+
 def split_first_token_matmuls(proto) -> int:
-    """Rewrite `Y = X @ W` (W an initializer, X of shape [batch, sequence, features]) as
-    `Y = concat(X[:, :1] @ W, X[:, 1:] @ W)`: the same product, quantized with one activation scale per part."""
+    """Rewrite `Y = X @ W` (W an initializer, X of shape [batch, sequence, features] coming out of a layer norm or a
+    GELU) as `Y = concat(X[:, :1] @ W, X[:, 1:] @ W)`: the same product, quantized with one activation scale per
+    part. Returns how many matmuls were split."""
     import numpy as np
     from onnx import helper, numpy_helper
 
@@ -356,11 +361,15 @@ def split_first_token_matmuls(proto) -> int:
     weights = {t.name: t for t in graph.initializer}
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.input, *graph.output]
              if v.type.tensor_type.HasField("shape")}
+    producer = {out: node.op_type for node in graph.node for out in node.output}
     consts = {"split_first_token_0": 0, "split_first_token_1": 1, "split_first_token_end": 2 ** 62}
     count, nodes = 0, []
     for node in graph.node:
         weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if weight is None or len(weight.dims) != 2 or ranks.get(node.input[0]) != 3:
+        # the matmuls after a layer norm or a GELU (where the first token's activations stand out); not the
+        # attention output projection, whose input has no such outlier
+        if weight is None or len(weight.dims) != 2 or ranks.get(node.input[0]) != 3 \
+                or producer.get(node.input[0]) not in SPLIT_AFTER:
             nodes.append(node)
             continue
         name, x, y = node.name or f"matmul_{count}", node.input[0], node.output[0]
