@@ -160,3 +160,28 @@ def test_real_latency_throughput_ttft_on_tiny_models(minilm_path):
     lm = GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=128)).eval()
     ttft = B.measure_ttft(lm, tok, texts, B.SpeedConfig(warmup=1, min_iterations=5, min_seconds=0.0), "cpu")
     assert ttft["n"] == 5 and ttft["p50_ms"] > 0
+
+
+def test_sentiment_benchmark_passes_the_dataset_config_to_the_builder(data_root):
+    """A dataset entry's `config` reaches dataset_builders.build_dataset: the recipe's SST-2 sentence-level
+    held-out split and its reduced training phrases, not the default config's files."""
+    import yaml
+
+    from affectlab import sentiment_benchmark as SB
+
+    cfg = SB.load_config(["--config", "recipes/sentiment_benchmark_cpu.yaml"])
+    (ds_cfg,) = cfg["datasets"]
+    assert ds_cfg["config"] == "sentences_heldout" and ds_cfg["eval_split"] == "heldout_sentences"
+    train, evaluation, names, split = SB.load_pair_data(ds_cfg, {**cfg, "max_train_samples": 1000})
+    assert split == "heldout_sentences" and len(evaluation) == 872 and names == ["negative", "positive"]
+    assert len(train) == 1000 and sorted(train["labels"]) == [0] * 500 + [1] * 500
+    assert not set(train["id"]) & set(evaluation["id"])
+    # without eval_split the config's one held-out split is found; the default config has no such split
+    _, _, _, split = SB.load_pair_data({"name": "sst2", "config": "sentences_heldout"}, {**cfg, "max_train_samples": 10})
+    assert split == "heldout_sentences"
+    with pytest.raises(Exception, match="no evaluation split 'heldout_sentences'"):
+        SB.load_pair_data({"name": "sst2", "eval_split": "heldout_sentences"}, {**cfg, "max_train_samples": 10})
+    from pathlib import Path
+
+    smoke = Path(__file__).resolve().parents[2] / "recipes" / "smoke" / "benchmark.yaml"
+    assert yaml.safe_load(smoke.read_text(encoding="utf-8"))["datasets"][0]["config"] == "sentences_heldout"
