@@ -49,11 +49,11 @@ class Variant:
 
 
 VARIANTS = (
-    Variant("a", "Gemma 3 270M, bidirectional, LoRA, mean pooling"),
-    Variant("b", "Gemma 3 270M, causal, LoRA, mean pooling", bidirectional=False),
-    Variant("c", "Gemma 3 270M, bidirectional, DoRA, mean pooling", adapter="dora"),
-    Variant("d", "Gemma 3 270M, bidirectional, LoRA, last-token pooling", pooling="last"),
-    Variant("e", "MiniLM-L6 (all-MiniLM-L6-v2), full fine-tune (its recipe's lr 5e-5, wd 0.01)", model="baseline",
+    Variant("a", "bidirectional + LoRA + mean pooling"),
+    Variant("b", "causal + LoRA + mean pooling", bidirectional=False),
+    Variant("c", "bidirectional + DoRA + mean pooling", adapter="dora"),
+    Variant("d", "bidirectional + LoRA + last-token pooling", pooling="last"),
+    Variant("e", "baseline, full fine-tune (lr 5e-5, weight decay 0.01: the MiniLM NLI recipe's)", model="baseline",
             bidirectional=True, adapter="full", pooling="mean", learning_rate=5.0e-5, weight_decay=0.01),
 )
 
@@ -237,7 +237,7 @@ def run_variant(cfg: ComparisonConfig, variant: Variant, out: Path) -> dict:
         ci = bootstrap_ci(y_true, y_pred, metrics=("macro_f1", "accuracy"), n_boot=N_BOOT, seed=0, labels=[0, 1])
         splits[split] = {"n": int(len(y_true)), "positives": int(y_true.sum()), "macro_f1": ci["macro_f1"],
                          "accuracy": ci["accuracy"], "y_true": y_true.tolist(), "y_pred": y_pred.tolist()}
-    row = {"variant": asdict(variant), "argv": argv, "output_dir": str(run_dir), "steps": cap["global_step"],
+    row = {"variant": asdict(variant), "model": model_display(cfg, variant), "argv": argv, "output_dir": str(run_dir), "steps": cap["global_step"],
            "train_rows": cap["train_rows"], "trainable_params": cap["trainable"], "total_params": cap["total"],
            "step_wall_s": [float(x) for x in timer.wall], "step_cpu_s": [float(x) for x in timer.cpu],
            "train_runtime_s": float(cap["train_metrics"].get("train_runtime", float("nan"))),
@@ -246,6 +246,12 @@ def run_variant(cfg: ComparisonConfig, variant: Variant, out: Path) -> dict:
     task_cls.captured = {}
     gc.collect()
     return row
+
+
+def model_display(cfg: ComparisonConfig, variant: Variant) -> str:
+    if variant.model == "gemma":
+        return "Gemma 3 270M" if cfg.gemma_model == "gemma-3-270m" else str(cfg.gemma_model)
+    return "MiniLM-L6" if cfg.baseline_model in ("default", "minilm") else str(cfg.baseline_model)
 
 
 def task_class(family: str):
@@ -298,7 +304,7 @@ def format_table(rows: list[dict], splits: list[str] | None = None) -> str:
         raise ValueError("no rows")
     splits = splits or list(rows[0]["splits"])
     ref = rows[0]["variant"]["key"]
-    head = ["variant", "attention", "adapter", "pooling", "trainable params", "steps", "s/step wall (median ± sd)",
+    head = ["variant", "model", "attention", "adapter", "pooling", "trainable params", "steps", "s/step wall (median ± sd)",
             "CPU s/step (median)"]
     for split in splits:
         head += [f"{split} n (pos)", f"{split} macro-F1 [95% CI]", f"{split} accuracy [95% CI]",
@@ -308,7 +314,7 @@ def format_table(rows: list[dict], splits: list[str] | None = None) -> str:
         v = row["variant"]
         wall, wall_sd = step_stats(row["step_wall_s"])
         cpu, _ = step_stats(row["step_cpu_s"])
-        cells = [f"({v['key']}) {v['label']}", "bidirectional" if v["bidirectional"] else "causal",
+        cells = [f"({v['key']}) {v['label']}", row.get("model", ""), "bidirectional" if v["bidirectional"] else "causal",
                  {"lora": "LoRA", "dora": "DoRA", "full": "full"}[v["adapter"]],
                  v["pooling"] if v["model"] == "gemma" else "model's own (mean)",
                  f"{row['trainable_params']:,}", str(row["steps"]), f"{wall:.2f} ± {wall_sd:.2f}", f"{cpu:.2f}"]

@@ -55,6 +55,7 @@ def test_every_variant_is_the_encoder_it_names(comparison):
     assert rows["a"]["trainable_params"] == rows["b"]["trainable_params"] == rows["d"]["trainable_params"]
     assert rows["c"]["trainable_params"] > rows["a"]["trainable_params"]
     assert rows["e"]["trainable_params"] == rows["e"]["total_params"]
+    assert rows["a"]["model"] == str(cfg.gemma_model) and rows["e"]["model"] == str(cfg.baseline_model)
 
 
 def test_same_rows_steps_and_seed_and_the_numbers_in_the_table(comparison):
@@ -87,7 +88,7 @@ def test_format_table_and_paired_deltas_by_hand():
 
         acc = float(np.mean(np.asarray(pred) == np.asarray(y)))
         m = {"value": acc, "ci_low": acc, "ci_high": acc}
-        return {"variant": {**asdict(v), "bidirectional": bidirectional}, "trainable_params": 1234567, "steps": 3,
+        return {"variant": {**asdict(v), "bidirectional": bidirectional}, "model": "M", "trainable_params": 1234567, "steps": 3,
                 "step_wall_s": wall, "step_cpu_s": [2 * w for w in wall],
                 "splits": {"validation": {"n": 8, "positives": 3, "macro_f1": m, "accuracy": m, "y_true": y, "y_pred": pred}}}
 
@@ -99,7 +100,7 @@ def test_format_table_and_paired_deltas_by_hand():
     table = format_table(rows)
     lines = table.splitlines()
     assert len(lines) == 4 and lines[1].count("---|") == len(lines[0].split(" | "))
-    assert "| 1,234,567 | 3 | 2.00 ± 1.41 | 4.00 |" in lines[2]     # first step left out: median of [1, 3]
+    assert "| M | bidirectional | LoRA | mean | 1,234,567 | 3 | 2.00 ± 1.41 | 4.00 |" in lines[2]     # first step left out: median of [1, 3]
     assert "causal" in lines[3] and "-1.000 [-1.000, -1.000]" in lines[3] and "8 (3)" in lines[3]
     assert step_stats([7.0]) == (7.0, 0.0) and step_stats([4.0, 6.0]) == (5.0, pytest.approx(np.sqrt(2)))
     other = row("c", perfect, [1.0])
