@@ -115,7 +115,7 @@ def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args,
              context: dict | None = None):
     """The card of one finished run (every family goes through here)."""
     from affectlab.models import hub_model_id
-    from affectlab.pretrained import provenance_note
+    from affectlab.pretrained import provenance_note, read_conversion
 
     info = data.info
     metrics = tuple(eval_payload["task"]["card_metrics"])
@@ -139,6 +139,7 @@ def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args,
         training=training, training_curve=training_curve(log_history, task.primary_metric),
         framework_versions=framework_versions(), mental_health=task.mental_health, family=task.name,
         base_model_provenance=provenance_note(model_args.model_name_or_path),
+        base_model_conversion=read_conversion(model_args.model_name_or_path),  # a base prepared here from a GGUF
         task_display=task.task_display,
     )
     variables.update(context or {})

