@@ -13,6 +13,13 @@ the text is ever truncated, see `affectlab.personas.views.tokenize_view`). Split
 head in full (and the input embeddings in `persona_token` mode, where the new persona tokens must learn);
 the output folder then holds the merged model (loads like a full fine-tune) and the adapter in `adapter/`.
 Quantized weights are refused: the head model copies the encoder's weights into a fresh module.
+A Gemma / Gemma2 / Gemma3 checkpoint (e.g. `gemma-3-270m`) becomes the bidirectional encoder of
+`custom_models.gemma_encoder` under the head (`--encoder bidirectional`, the default; `none` loads it as
+`AutoModel` does, causal); a saved model then needs `custom_models.gemma_encoder` importable to reload.
+
+Evaluation and prediction run in dataset order (`RegressionTrainer`): Trainer's `group_by_length` evaluation
+sampler would return predictions shuffled, mispairing them with the rows of `predictions_<split>.jsonl` and the
+per-persona / per-language breakdowns.
 
 Outputs beside the model: `personas.json`, `label_set.json`, `predictions_<split>.jsonl` (ids, persona,
 language, labels and predictions; no text), `reliability_<split>.png`, `report.md`; eval_results.json
@@ -36,6 +43,7 @@ from affectlab.personas.views import ENCODER_MODES
 from affectlab.tasks.base import FitResult, SplitEvaluation, Task, TaskData
 
 POOLINGS = ("mean", "cls", "max")
+ENCODERS = ("bidirectional", "none")
 REGRESSION_LOSSES = ("mse", "huber")
 MACRO_KEYS = ("macro_pearson", "macro_spearman", "macro_r2", "macro_mae", "macro_rmse", "macro_ece")
 
@@ -45,6 +53,8 @@ class RegressionArguments(PersonaDataArguments):
     """Persona mode, head and evaluation options of the regression family (`affectlab train regression`)."""
 
     persona_mode: str = field(default="non_personalized", metadata={"help": f"one of {ENCODER_MODES}"})
+    encoder: str = field(default="bidirectional", metadata={"help": "'bidirectional': load Gemma checkpoints as the "
+                                                                    "bidirectional gemma_encoder; 'none': as AutoModel does"})
     pooling: str = field(default="mean", metadata={"help": f"one of {POOLINGS}"})
     output_scaling: bool = field(default=True, metadata={"help": "squash outputs into the label range (sigmoid)"})
     loss: str = field(default="mse", metadata={"help": f"one of {REGRESSION_LOSSES}"})
@@ -64,6 +74,8 @@ class RegressionArguments(PersonaDataArguments):
             raise ArgumentError("pooling", f"must be one of {POOLINGS}, got {self.pooling!r}")
         if self.loss not in REGRESSION_LOSSES:
             raise ArgumentError("loss", f"must be one of {REGRESSION_LOSSES}, got {self.loss!r}")
+        if self.encoder not in ENCODERS:
+            raise ArgumentError("encoder", f"must be one of {ENCODERS}, got {self.encoder!r}")
 
 
 # The script's arguments before the task registry.
@@ -111,6 +123,40 @@ def load_persona_data(task) -> TaskData:
                     extra={"label_set": label_set, "personas": personas, "registry": registry, "split_sizes": sizes})
 
 
+def gemma_regression_model(model_name, base_config, dims, model_args, **head_kwargs):
+    """`RegressionHeadModel` over the bidirectional Gemma encoder (`custom_models.gemma_encoder`) of a Gemma checkpoint."""
+    from affectlab.models import model_init_kwargs
+    from affectlab.tasks.nli import gemma_encoder_classes
+    from custom_models.gemma_encoder import GemmaEncoderModel
+    from custom_models.regression_head import RegressionHeadConfig, RegressionHeadModel
+
+    config_cls, _ = gemma_encoder_classes()     # also registers gemma_encoder with AutoConfig / AutoModel
+    kwargs = model_init_kwargs(model_args)
+    kwargs.pop("trust_remote_code", None)
+    encoder = GemmaEncoderModel.from_pretrained(model_name, config=config_cls(text_config=base_config,
+                                                                              pooling=head_kwargs["pooling"]), **kwargs)
+    enc_dict = encoder.config.to_dict()
+    for key in ("architectures", "_name_or_path", "transformers_version", "dtype", "torch_dtype"):
+        enc_dict.pop(key, None)
+    model = RegressionHeadModel(RegressionHeadConfig(encoder_config=enc_dict, label_names=list(dims), **head_kwargs))
+    model.encoder.load_state_dict(encoder.state_dict())
+    return model.to(encoder.dtype)
+
+
+def regression_trainer_class():
+    """`transformers.Trainer` that evaluates in dataset order (see the module docstring)."""
+    import torch
+    from transformers import Trainer
+
+    class RegressionTrainer(Trainer):
+        def _get_eval_sampler(self, eval_dataset):
+            if eval_dataset is not None and self.args.world_size <= 1:
+                return torch.utils.data.SequentialSampler(eval_dataset)
+            return super()._get_eval_sampler(eval_dataset)
+
+    return RegressionTrainer
+
+
 def parameter_counts(model) -> dict[str, int]:
     """Trainable and total parameters (train_results.json: what `--use_peft` really trained)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -156,22 +202,34 @@ class RegressionTask(Task):
 
     # ---- model ------------------------------------------------------------------------------------
     def build_model(self, data: TaskData):
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         from affectlab.models import model_init_kwargs, resolve_model_name
         from affectlab.personas.views import add_persona_tokens
+        from affectlab.tasks.nli import GEMMA_TYPES
         from custom_models.regression_head import RegressionHeadModel
 
         args, model_args, label_set = self.args, self.model_args, data.extra["label_set"]
         model_name = resolve_model_name(model_args.model_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(model_name, revision=model_args.model_revision,
                                                   trust_remote_code=model_args.trust_remote_code)
-        model = RegressionHeadModel.from_encoder(
-            model_name, list(label_set.dimensions), **model_init_kwargs(model_args), pooling=args.pooling, output_scaling=args.output_scaling,
-            label_min=label_set.low, label_max=label_set.high, loss=args.loss, huber_delta=args.huber_delta,
-            head_dropout=args.head_dropout)
+        head = dict(pooling=args.pooling, output_scaling=args.output_scaling, label_min=label_set.low,
+                    label_max=label_set.high, loss=args.loss, huber_delta=args.huber_delta, head_dropout=args.head_dropout)
+        base_type = AutoConfig.from_pretrained(model_name, revision=model_args.model_revision,
+                                               trust_remote_code=model_args.trust_remote_code).model_type
+        self.gemma_encoder = args.encoder == "bidirectional" and base_type in GEMMA_TYPES
+        if self.gemma_encoder:
+            base_config = AutoConfig.from_pretrained(model_name, revision=model_args.model_revision)
+            model = gemma_regression_model(model_name, base_config, label_set.dimensions, model_args, **head)
+        else:
+            model = RegressionHeadModel.from_encoder(model_name, list(label_set.dimensions), **model_init_kwargs(model_args),
+                                                     **head)
         if args.persona_mode == "persona_token":
             add_persona_tokens(tokenizer, data.extra["personas"], model)
+            if self.gemma_encoder:   # the Gemma encoder keeps its vocabulary size in text_config
+                enc = dict(model.config.encoder_config)
+                enc["text_config"] = {**enc["text_config"], "vocab_size": enc.pop("vocab_size")}
+                model.config.encoder_config = enc
         model.config.persona_mode = args.persona_mode
         model.config.label_set = label_set.to_dict()
         return model, tokenizer
@@ -180,7 +238,7 @@ class RegressionTask(Task):
         return persona_modules_to_save(self, model)
 
     def build_trainer(self, model, tokenizer, data: TaskData):
-        from transformers import DataCollatorWithPadding, Trainer
+        from transformers import DataCollatorWithPadding
 
         from affectlab.callbacks import GradientHealthCallback
         from affectlab.personas.views import persona_view, tokenize_view
@@ -194,10 +252,11 @@ class RegressionTask(Task):
         if self.training_args.label_names is None:
             self.training_args.label_names = ["labels"]     # also under a PeftModel, whose forward hides them
         self.data = data
-        return Trainer(model=model, args=self.training_args, train_dataset=self.tok["train"],
-                       eval_dataset=self.tok.get("validation"), processing_class=tokenizer,
-                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=self.compute_metrics,
-                       callbacks=[GradientHealthCallback(), *self.early_stopping_callbacks()])
+        trainer_cls = regression_trainer_class()
+        return trainer_cls(model=model, args=self.training_args, train_dataset=self.tok["train"],
+                           eval_dataset=self.tok.get("validation"), processing_class=tokenizer,
+                           data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=self.compute_metrics,
+                           callbacks=[GradientHealthCallback(), *self.early_stopping_callbacks()])
 
     def fit(self, data: TaskData) -> FitResult:
         fit = super().fit(data)

@@ -17,7 +17,10 @@ Configs:
 - `individual`: one record per single rating (`id` = `<sentence id>::<persona>::<k>`); annotators are
   not identified in EmoBank, so the persona is the perspective.
 - `combined`: one record per sentence with the released aggregated scores of `emobank.csv` (the
-  reliability-weighted combination of both perspectives), persona `combined`.
+  reliability-weighted combination of both perspectives), persona `combined`. These are the scores the
+  literature reports Pearson r on (official train / dev / test); `persona_id` is the constant `combined`
+  only because the persona contract needs one, and the `non_personalized` mode never shows it to a model
+  (`recipes/emobank_minilm_combined.yaml`).
 
 Records of the same sentence share `text_id`, so `affectlab.personas.make_splits` keeps them together.
 Splits: `train`, `validation` (EmoBank `dev`) and `test` when present. Individual ratings of

@@ -67,12 +67,19 @@ def test_individual_and_combined_configs(emobank_dir, tmp_path):
     assert all(float(r["labels"][d]).is_integer() for r in reader for d in "VAD")
     np.testing.assert_allclose(np.mean([[r["labels"][d] for d in "VAD"] for r in reader], axis=0), means[tid], atol=1e-6)
     comb = build_dataset("emobank", config="combined", cache_dir=str(tmp_path / "c2"))
-    assert len(comb["train"]) == 8062 and set(comb["train"]["persona_id"]) == {"combined"}
+    assert {s: len(d) for s, d in comb.items()} == {"train": 8062, "validation": 1000}
+    assert set(comb["train"]["persona_id"]) == set(comb["validation"]["persona_id"]) == {"combined"}
     with open(emobank_dir / "emobank.csv", newline="", encoding="utf-8") as fh:
-        first = next(r for r in csv.DictReader(fh) if r["split"] == "train")
+        csv_rows = {r["id"]: r for r in csv.DictReader(fh)}
+    for split, name in (("train", "train"), ("validation", "dev")):
+        d = comb[split]
+        assert len(set(d["text_id"])) == len(d)                       # one row per sentence
+        assert all(csv_rows[t]["split"] == name for t in d["text_id"])
+        labels = np.array([[r[k] for k in "VAD"] for r in d["labels"]])
+        expected = np.array([[float(csv_rows[t][k]) for k in "VAD"] for t in d["text_id"]])
+        np.testing.assert_allclose(labels, expected, atol=1e-6)
     row = comb["train"][0]
-    assert row["text_id"] == first["id"] and row["text"] == first["text"]
-    assert row["labels"]["D"] == pytest.approx(float(first["D"]), abs=1e-6)
+    assert row["text"] == csv_rows[row["text_id"]]["text"]
 
 
 def test_random_split_keeps_perspectives_together(aggregated):
@@ -110,3 +117,30 @@ def test_tiny_folder_and_errors(tmp_path):
     split = write_folder(tmp_path / "split", ["a,train,3,3,3,x\n", "b,valid,3,3,3,y\n"], w, r)
     with pytest.raises(DataFormatError, match=r"emobank.csv, line 3: split must be one of"):
         build_dataset("emobank", data_dir=split, cache_dir=str(tmp_path / "c"))
+
+
+def test_combined_config_one_row_per_sentence(tmp_path):
+    """`combined`: the csv's released scores, one row per sentence, official split names, no writer/reader
+    rows, and no individual-ratings files needed."""
+    folder = tmp_path / "combined"
+    folder.mkdir()
+    rows = [("s1", "train", "3.2", "2.8", "3.0", "I love it."), ("s2", "train", "1.6", "3.9", "2.1", "Stop, now!"),
+            ("s3", "dev", "2.5", "3.1", "3.4", "Fine"), ("s4", "test", "4.4", "3.6", "3.3", "Great news")]
+    (folder / "emobank.csv").write_text("id,split,V,A,D,text\n" + "".join(
+        f'{i},{s},{v},{a},{d},"{t}"\n' for i, s, v, a, d, t in rows), encoding="utf-8")
+    ds = build_dataset("emobank", config="combined", data_dir=folder, cache_dir=str(tmp_path / "c"))
+    assert {s: len(d) for s, d in ds.items()} == {"train": 2, "validation": 1, "test": 1}
+    got = {r["text_id"]: (split, r) for split, d in ds.items() for r in d}
+    assert sorted(got) == ["s1", "s2", "s3", "s4"]           # one row per sentence, none repeated
+    names = {"train": "train", "dev": "validation", "test": "test"}
+    for sid, split, v, a, d, text in rows:
+        got_split, r = got[sid]
+        assert got_split == names[split] and r["text"] == text and r["id"] == f"{sid}::combined"
+        assert r["labels"] == pytest.approx({"V": float(v), "A": float(a), "D": float(d)}, abs=1e-6)
+    personas = {p for d in ds.values() for p in d["persona_id"]}
+    assert personas == {"combined"}                           # the contract's single persona, never writer/reader
+    with pytest.raises(DataFormatError, match=r"emobank.csv, line 2: column V=6 outside \[1, 5\]"):
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        (bad / "emobank.csv").write_text("id,split,V,A,D,text\ns1,train,6,3,3,x\n", encoding="utf-8")
+        build_dataset("emobank", config="combined", data_dir=bad, cache_dir=str(tmp_path / "c"))
