@@ -17,9 +17,10 @@ A Gemma / Gemma2 / Gemma3 checkpoint (e.g. `gemma-3-270m`) becomes the bidirecti
 `custom_models.gemma_encoder` under the head (`--encoder bidirectional`, the default; `none` loads it as
 `AutoModel` does, causal); a saved model then needs `custom_models.gemma_encoder` importable to reload.
 
-Evaluation and prediction run in dataset order (`RegressionTrainer`): Trainer's `group_by_length` evaluation
-sampler would return predictions shuffled, mispairing them with the rows of `predictions_<split>.jsonl` and the
-per-persona / per-language breakdowns.
+Trained and evaluated by `affectlab.trainer.ClassificationTrainer` with the head's own loss (`RegressionLoss`):
+evaluation runs in length-sorted batches and comes back in dataset order (Trainer's `group_by_length` evaluation
+sampler returned predictions shuffled, mispairing them with the rows of `predictions_<split>.jsonl` and the
+per-persona / per-language breakdowns), and the loss is a plain batch mean under DDP.
 
 Outputs beside the model: `personas.json`, `label_set.json`, `predictions_<split>.jsonl` (ids, persona,
 language, labels and predictions; no text), `reliability_<split>.png`, `report.md`; eval_results.json
@@ -143,18 +144,18 @@ def gemma_regression_model(model_name, base_config, dims, model_args, **head_kwa
     return model.to(encoder.dtype)
 
 
-def regression_trainer_class():
-    """`transformers.Trainer` that evaluates in dataset order (see the module docstring)."""
+def regression_loss(args):
+    """The head's loss (MSE, or Huber with `huber_delta`) as a module for `ClassificationTrainer`."""
     import torch
-    from transformers import Trainer
 
-    class RegressionTrainer(Trainer):
-        def _get_eval_sampler(self, eval_dataset):
-            if eval_dataset is not None and self.args.world_size <= 1:
-                return torch.utils.data.SequentialSampler(eval_dataset)
-            return super()._get_eval_sampler(eval_dataset)
+    class RegressionLoss(torch.nn.Module):
+        def forward(self, pred, labels):
+            labels = labels.to(pred.dtype)
+            if args.loss == "huber":
+                return torch.nn.functional.huber_loss(pred, labels, delta=args.huber_delta)
+            return torch.nn.functional.mse_loss(pred, labels)
 
-    return RegressionTrainer
+    return RegressionLoss()
 
 
 def parameter_counts(model) -> dict[str, int]:
@@ -240,6 +241,8 @@ class RegressionTask(Task):
     def build_trainer(self, model, tokenizer, data: TaskData):
         from transformers import DataCollatorWithPadding
 
+        from affectlab.trainer import ClassificationTrainer
+
         from affectlab.callbacks import GradientHealthCallback
         from affectlab.personas.views import persona_view, tokenize_view
 
@@ -252,11 +255,11 @@ class RegressionTask(Task):
         if self.training_args.label_names is None:
             self.training_args.label_names = ["labels"]     # also under a PeftModel, whose forward hides them
         self.data = data
-        trainer_cls = regression_trainer_class()
-        return trainer_cls(model=model, args=self.training_args, train_dataset=self.tok["train"],
-                           eval_dataset=self.tok.get("validation"), processing_class=tokenizer,
-                           data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=self.compute_metrics,
-                           callbacks=[GradientHealthCallback(), *self.early_stopping_callbacks()])
+        return ClassificationTrainer(model=model, args=self.training_args, train_dataset=self.tok["train"],
+                                     eval_dataset=self.tok.get("validation"), processing_class=tokenizer,
+                                     data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=self.compute_metrics,
+                                     callbacks=[GradientHealthCallback(), *self.early_stopping_callbacks()],
+                                     loss_fn=regression_loss(self.args))
 
     def fit(self, data: TaskData) -> FitResult:
         fit = super().fit(data)
