@@ -140,7 +140,7 @@ def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args,
         framework_versions=framework_versions(), mental_health=task.mental_health, family=task.name,
         base_model_provenance=provenance_note(model_args.model_name_or_path),
         base_model_conversion=read_conversion(model_args.model_name_or_path),  # a base prepared here from a GGUF
-        task_display=task.task_display,
+        task_display=task.task_display, run_group=getattr(task, "run_group", None),
     )
     variables.update(context or {})
     sources = [info, *getattr(info, "components", [])]

@@ -36,6 +36,22 @@ def parse_mixture(value) -> dict[str, float] | None:
     return mixture
 
 
+def parse_seeds(value) -> list[int] | None:
+    """`[1337, 1338]` (a recipe), `"1337,1338,1339"` or `"1337 1338"` (the CLI), or one int -> distinct ints in order."""
+    if value in (None, "", [], ()):
+        return None
+    items = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+    try:
+        seeds = [int(str(v).strip()) for v in items]
+    except ValueError:
+        raise ArgumentError("seeds", f"must be integers like 1337,1338,1339, got {value!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise ArgumentError("seeds", f"each seed once, got {seeds}")
+    if any(s < 0 for s in seeds):
+        raise ArgumentError("seeds", f"must be >= 0, got {seeds}")
+    return seeds
+
+
 @dataclass
 class DataArguments:
     """What every family shares: the dataset, lengths, sample limits, evaluation and results options."""
@@ -53,6 +69,8 @@ class DataArguments:
     results_location: Optional[str] = field(default=None, metadata={"help": "results folder or hf://datasets/<org>/<name> (default: $AFFECTLAB_RESULTS or ./results)"})
     push_extra: Optional[str] = field(default=None, metadata={"help": "comma-separated globs of output files to push beyond the model, card and eval summary"})
     push_predictions: bool = field(default=False, metadata={"help": "push per-example prediction files too (refused for data that may not be redistributed)"})
+    seeds: Optional[str] = field(default=None, metadata={"help": "train once per seed, e.g. 1337,1338,1339 (a recipe: seeds: [1337, 1338, 1339]): each run in <output_dir>/seed-<n> with its card and result records, then mean ± sd over the seeds in <output_dir>; replaces --seed, which may only repeat one of them"})
+    push_seed: Optional[int] = field(default=None, metadata={"help": "with several seeds and --push_to_hub: the seed whose model is pushed (its card carries the mean ± sd over every seed); required then"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a non-empty output_dir that holds another run (its contents are removed once the data and model checks pass)"})
 
     # the family's default max_length (subclasses override the class attribute, not the field)
@@ -69,6 +87,9 @@ class DataArguments:
                 raise ArgumentError(name, f"must be >= 1 (or left unset for all rows), got {value}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             self.early_stopping_patience = None
+        self.seeds = parse_seeds(self.seeds)
+        if self.push_seed is not None and self.push_seed not in (self.seeds or []):
+            raise ArgumentError("push_seed", f"{self.push_seed} is not one of --seeds {self.seeds or '(none given)'}")
 
 
 def _model_config_base():

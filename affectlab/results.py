@@ -2,7 +2,8 @@
 
 * `result_record(...)` builds one evaluation result with provenance (model repo + revision, base model,
   dataset name/config/split + fingerprint of the evaluated rows, seed, config hash, library versions,
-  hardware, date) and the per-example predictions the leaderboard bootstraps from (class ids, 0/1 rows,
+  hardware, date; the evaluation `protocol` and the multi-seed `run_group` where they apply) and the
+  per-example predictions the leaderboard bootstraps from (class ids, 0/1 rows,
   regression values, or per-example scores: never the rows' text).
 * `save_result(record, results=...)` appends it as `<org>/<model>/results_<UTC timestamp>.json` to a local
   folder (the default: `$AFFECTLAB_RESULTS` or `./results`) or to a results dataset repo
@@ -99,13 +100,16 @@ def result_record(*, model_repo: str, revision: str | None, task: str, dataset: 
                   dataset_config: str | None = None, base_model: str | None = None, method: str | None = None,
                   family: str | None = None, seed: int | None = None, config: Any = None,
                   primary_metric: str | None = None, task_type: str = "text-classification",
-                  label_names: list[str] | None = None, date: _dt.datetime | None = None) -> dict:
+                  label_names: list[str] | None = None, date: _dt.datetime | None = None,
+                  protocol: dict | None = None, run_group: dict | None = None) -> dict:
     """One evaluation result with provenance and per-example predictions.
 
     `y_true`, `y_pred`: class ids, 0/1 lists per example (multi-label) or value lists (regression); or,
     where predictions are text (span extraction, LLM answers), `scores`: per-example metric values
     (`{"f1": [...], "exact": [...]}`) whose mean is the metric. Never the rows' text: the evaluated rows
-    are identified by `fingerprint` (or `dataset_rows`, hashed here)."""
+    are identified by `fingerprint` (or `dataset_rows`, hashed here). `protocol`: how the split was evaluated
+    beyond its name (`threshold_policy`, ...); `run_group`: the multi-seed run this record is one seed of
+    (`{"id", "name", "seeds"}`: records sharing the id are one model trained with several seeds)."""
     if (y_true is None) != (y_pred is None):
         raise ValueError("give both y_true and y_pred, or neither")
     if y_true is not None and len(y_true) != len(y_pred):
@@ -126,7 +130,7 @@ def result_record(*, model_repo: str, revision: str | None, task: str, dataset: 
         predictions.update(y_true=_plain(y_true), y_pred=_plain(y_pred))
     if scores:
         predictions["scores"] = {k: _plain(v) for k, v in scores.items()}
-    return {
+    record = {
         "schema": RESULT_SCHEMA,
         "model": {"repo_id": model_repo, "revision": revision, "base_model": base_model, "method": method},
         "task": {"name": task, "type": task_type, "family": family, "primary_metric": primary_metric,
@@ -141,6 +145,11 @@ def result_record(*, model_repo: str, revision: str | None, task: str, dataset: 
         "hardware": hardware(),
         "date": date.isoformat(),
     }
+    if protocol:
+        record["protocol"] = dict(protocol)
+    if run_group:
+        record["run_group"] = dict(run_group)
+    return record
 
 
 def attach_revision(paths, repo_id: str, revision: str) -> list[str]:

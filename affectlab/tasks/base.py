@@ -9,7 +9,7 @@ direction, Hub task type, tags, PEFT task type and head modules) plus a few hook
     fit(data)                          -> FitResult           (default: model -> PEFT -> trainer -> train)
     evaluate(fit, data)                -> {split: SplitEvaluation}
     save_artifacts(folder, ...)        family files (reports, plots, predictions) written into the staging folder
-    extra_results(...) / card_context(...) / report(...)
+    extra_results(...) / record_protocol(split) / card_context(...) / report(...)
 
 `run_task` calls them in the same order for every family and does everything else (seed, refusals,
 model checks, eval_results.json in one schema, the card, result records, the atomic move, the push).
@@ -182,6 +182,11 @@ class Task:
 
     def extra_results(self, fit: FitResult, data: TaskData, evaluations: dict[str, SplitEvaluation]) -> dict:
         """Family entries at the top level of eval_results.json (never one of the schema's own keys)."""
+        return {}
+
+    def record_protocol(self, split: str) -> dict:
+        """How `split` was evaluated beyond its name (e.g. the classifier's threshold policy): the result
+        record's `protocol` (default: nothing to add)."""
         return {}
 
     def card_context(self, fit: FitResult, data: TaskData, evaluations: dict[str, SplitEvaluation]) -> dict:

@@ -1,8 +1,22 @@
 """The text-classifier family: multi-label emotions (GoEmotions, SemEval-2018, mixtures) and single-label
 sentiment (SST-2), fine-tuned with `ClassificationTrainer` (BCE / ASL / combined / CE).
 
-Multi-label runs early-stop on validation macro-F1, tune one threshold per label on validation only and
-save them in the model config (`label_thresholds`), which `affectlab.inference.TextClassifier` applies.
+Multi-label runs early-stop on validation macro-F1 and predict with one threshold per label, saved in the model
+config (`label_thresholds`), which `affectlab.inference.TextClassifier` applies. Where the thresholds come from
+is the `threshold_policy` (stated in the card, eval_results.json and every result record):
+
+* `heldout_train`: a seeded fraction of the training rows (`threshold_heldout_fraction`) is held out, the model
+  is trained without them, and the thresholds are tuned on them: no evaluated split is used, so every
+  evaluated number is honest (the GoEmotions recipes' policy).
+* `crossfit`: the validation split is cut in two seeded halves; thresholds tuned on one half predict the other,
+  and the pooled predictions give the validation number. The shipped thresholds (and the test split's) are
+  tuned on the whole validation split.
+* `tuned_on_eval`: tuned on the validation split and reported on it: optimistic on validation (the default,
+  kept for comparison; test numbers are not tuned on test).
+* `global`: one global threshold (`threshold`), nothing tuned.
+
+Whatever the policy, multi-label splits also report `macro_f1_tuned` / `micro_f1_tuned` (thresholds tuned on
+that split itself: an optimistic reference) and `macro_f1_at_global_threshold`.
 """
 
 from __future__ import annotations
@@ -17,6 +31,35 @@ from affectlab.configs import DataArguments, parse_mixture
 from affectlab.errors import ArgumentError
 from affectlab.losses import LOSSES
 from affectlab.tasks.base import FitResult, SplitEvaluation, Task, TaskData, dataset_info  # noqa: F401
+
+
+THRESHOLD_POLICIES = ("heldout_train", "crossfit", "tuned_on_eval", "global")
+
+
+def heldout_indices(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to train on, rows to tune thresholds on): a seeded split of `range(n_rows)`, both sorted, disjoint."""
+    if n_rows < 2:
+        raise ArgumentError("threshold_heldout_fraction", f"{n_rows} training row(s): nothing to hold out for thresholds")
+    n_tune = min(max(1, int(round(n_rows * fraction))), n_rows - 1)
+    order = np.random.default_rng(seed).permutation(n_rows)
+    return np.sort(order[n_tune:]), np.sort(order[:n_tune])
+
+
+def crossfit_halves(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two seeded, disjoint halves of `range(n_rows)` covering every row (sorted)."""
+    order = np.random.default_rng(seed).permutation(n_rows)
+    return np.sort(order[: n_rows // 2]), np.sort(order[n_rows // 2:])
+
+
+def crossfit_predictions(probs: np.ndarray, refs: np.ndarray, seed: int, tune, halves=None):
+    """0/1 predictions of every row with thresholds tuned on the other half (`tune(probs, refs) -> thresholds`);
+    returns (predictions, thresholds of half a, thresholds of half b, (a, b))."""
+    a, b = halves if halves is not None else crossfit_halves(len(probs), seed)
+    thr_a, thr_b = np.asarray(tune(probs[a], refs[a])), np.asarray(tune(probs[b], refs[b]))
+    pred = np.zeros_like(refs, dtype=int)
+    pred[b] = (probs[b] >= thr_a[None, :]).astype(int)
+    pred[a] = (probs[a] >= thr_b[None, :]).astype(int)
+    return pred, thr_a, thr_b, (a, b)
 
 
 @dataclass
@@ -36,7 +79,9 @@ class ClassificationArguments(DataArguments):
     label_pos_weight: bool = field(default=False, metadata={"help": "BCE pos_weight per label from train frequencies"})
     pos_weight_max: float = 10.0
     threshold: float = field(default=0.5, metadata={"help": "global decision threshold before tuning"})
-    tune_thresholds: bool = field(default=True, metadata={"help": "tune one threshold per label on validation (never on test)"})
+    tune_thresholds: bool = field(default=True, metadata={"help": "tune one threshold per label (where: threshold_policy); false: the global threshold"})
+    threshold_policy: Optional[str] = field(default=None, metadata={"help": f"where multi-label thresholds are tuned: one of {THRESHOLD_POLICIES} (default: tuned_on_eval, or global with tune_thresholds false); heldout_train and crossfit never tune on the rows they report"})
+    threshold_heldout_fraction: float = field(default=0.1, metadata={"help": "share of the training rows held out (not trained on) to tune thresholds with threshold_policy heldout_train"})
     validation_split: Optional[str] = field(default=None, metadata={"help": "split for early stopping and thresholds (default: 'validation', else the dataset's one held-out split that is not test, e.g. SST-2's local 'train_heldout')"})
 
     def __post_init__(self):
@@ -46,6 +91,15 @@ class ClassificationArguments(DataArguments):
         if not 0.0 < self.threshold < 1.0:
             raise ArgumentError("threshold", f"must be in (0, 1), got {self.threshold}")
         self.mixture = parse_mixture(self.dataset_mixture)
+        if self.threshold_policy is None:
+            self.threshold_policy = "tuned_on_eval" if self.tune_thresholds else "global"
+        if self.threshold_policy not in THRESHOLD_POLICIES:
+            raise ArgumentError("threshold_policy", f"must be one of {THRESHOLD_POLICIES}, got {self.threshold_policy!r}")
+        if not self.tune_thresholds and self.threshold_policy != "global":
+            raise ArgumentError("threshold_policy", f"{self.threshold_policy!r} tunes thresholds but tune_thresholds is "
+                                                    "false; drop one of them")
+        if not 0.0 < self.threshold_heldout_fraction < 1.0:
+            raise ArgumentError("threshold_heldout_fraction", f"must be in (0, 1), got {self.threshold_heldout_fraction}")
 
 
 # Backwards-compatible name (the script's arguments before the task registry).
@@ -94,6 +148,12 @@ class ClassifierTask(Task):
         else:
             self.mixture_counts = None
             train = self.limit_train(train)
+        self.policy = args.threshold_policy if multi_label else "argmax"
+        threshold_rows, self.heldout = None, None
+        if self.policy == "heldout_train":
+            fit_idx, tune_idx = heldout_indices(len(train), args.threshold_heldout_fraction, seed)
+            self.heldout = {"train_indices": fit_idx, "threshold_indices": tune_idx}
+            threshold_rows, train = train.select(tune_idx), train.select(fit_idx)
         held_out = [s for s in raw if s not in ("train", "test")]
         self.validation_split = args.validation_split or ("validation" if "validation" in raw else
                                                           held_out[0] if len(held_out) == 1 else None)
@@ -106,7 +166,7 @@ class ClassifierTask(Task):
         self.task_display = "Multi-label emotion classification" if multi_label else "Text classification"
         self.record_task = "emotion-multilabel" if multi_label else "text-classification"
         return TaskData(train=train, eval=eval_splits, info=info,
-                        extra={"label_names": label_names, "multi_label": multi_label})
+                        extra={"label_names": label_names, "multi_label": multi_label, "threshold_rows": threshold_rows})
 
     # ---- model ------------------------------------------------------------------------------------
     def build_model(self, data: TaskData):
@@ -148,6 +208,8 @@ class ClassifierTask(Task):
         with self.training_args.main_process_first(desc="tokenizing"):
             train_tok = self.tokenize(data.train, tokenizer, data, "Tokenizing train")
             self.eval_tok = {s: self.tokenize(d, tokenizer, data, f"Tokenizing {s}") for s, d in data.eval.items()}
+            rows = data.extra.get("threshold_rows")
+            self.threshold_tok = None if rows is None else self.tokenize(rows, tokenizer, data, "Tokenizing threshold rows")
         self.loss_name = args.loss if multi else "ce"
         pos_weight = None
         if multi and args.label_pos_weight:
@@ -192,25 +254,46 @@ class ClassifierTask(Task):
         return {"macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"], "macro_f1_tuned": tuned["macro_f1"],
                 "micro_f1_tuned": tuned["micro_f1"], "subset_accuracy": rep["subset_accuracy"]}
 
-    # ---- evaluation: thresholds on validation only, then every split -------------------------------
+    # ---- evaluation: thresholds by the threshold policy, then every split --------------------------
+    def tune(self, probs, refs) -> list[float]:
+        """One threshold per label maximising each label's F1 on (probs, refs)."""
+        return self.report_fn(probs, refs, tune_thresholds=True, threshold=self.args.threshold)["thresholds"]
+
     def evaluate(self, fit: FitResult, data: TaskData) -> dict[str, SplitEvaluation]:
         from affectlab.results import fingerprint_rows
 
         args, trainer = self.args, fit.trainer
         names, multi = data.extra["label_names"], data.extra["multi_label"]
-        report = self.report_fn
+        report, policy, seed = self.report_fn, self.policy, self.training_args.seed
         predictions = {s: trainer.predict(d, metric_key_prefix=s) for s, d in self.eval_tok.items()}
         val_probs = self.probabilities(predictions[self.validation_split].predictions)
         val_refs = self.references(predictions[self.validation_split].label_ids)
-        if multi and args.tune_thresholds:
-            thresholds = report(val_probs, val_refs, tune_thresholds=True, threshold=args.threshold)["thresholds"]
+        self.threshold_source = None
+        if policy == "heldout_train":
+            held = trainer.predict(self.threshold_tok, metric_key_prefix="threshold_rows")
+            rows = data.extra["threshold_rows"]
+            thresholds = self.tune(self.probabilities(held.predictions), self.references(held.label_ids))
+            self.threshold_source = {"split": "train", "rows": len(rows), "fraction": args.threshold_heldout_fraction,
+                                     "fingerprint": fingerprint_rows(rows[args.text_column]),
+                                     "trained_on": False}
+        elif policy in ("tuned_on_eval", "crossfit"):
+            thresholds = self.tune(val_probs, val_refs)
+            self.threshold_source = {"split": self.validation_split, "rows": int(len(val_refs))}
         else:
             thresholds = [args.threshold] * len(names)
         self.thresholds = [float(t) for t in thresholds]
+        self.crossfit = None
         out = {}
         for split, pred in predictions.items():
             probs, refs = self.probabilities(pred.predictions), self.references(pred.label_ids)
-            if multi:
+            if multi and policy == "crossfit" and split == self.validation_split:
+                y_pred, thr_a, thr_b, (a, b) = crossfit_predictions(probs, refs, seed, self.tune)
+                rep = report(y_pred.astype(float), refs, threshold=0.5, label_names=names)
+                for row, ta, tb in zip(rep["per_label"], thr_a, thr_b):
+                    row["threshold"] = float((ta + tb) / 2)   # the mean of the two halves' thresholds
+                self.crossfit = {"halves": [int(len(a)), int(len(b))], "seed": seed}
+                y_true = refs
+            elif multi:
                 rep = report(probs, refs, thresholds=thresholds, label_names=names)
                 y_pred = (probs >= np.asarray(thresholds)[None, :]).astype(int)
                 y_true = refs
@@ -221,6 +304,9 @@ class ClassifierTask(Task):
             metrics = {k: v for k, v in rep.items() if k not in ("per_label", "thresholds")}
             if multi:
                 metrics["macro_f1_at_global_threshold"] = report(probs, refs, threshold=args.threshold)["macro_f1"]
+                if args.tune_thresholds:   # the optimistic reference: thresholds tuned on this very split
+                    tuned = report(probs, refs, tune_thresholds=True, threshold=args.threshold)
+                    metrics["macro_f1_tuned"], metrics["micro_f1_tuned"] = tuned["macro_f1"], tuned["micro_f1"]
             out[split] = SplitEvaluation(
                 metrics=metrics, num_examples=int(len(refs)), fingerprint=fingerprint_rows(data.eval[split][args.text_column]),
                 y_true=y_true, y_pred=y_pred, label_names=names, details={"per_label": rep["per_label"]})
@@ -256,10 +342,39 @@ class ClassifierTask(Task):
         for split, ev in evaluations.items():
             pd.DataFrame(ev.details["per_label"]).to_csv(folder / f"per_label_report_{split}.csv", index=False)
 
+    def threshold_description(self, split: str) -> str:
+        """How `split`'s predictions were thresholded, in words (the card, eval_results.json, result records)."""
+        policy, val, src = self.policy, self.validation_split, self.threshold_source or {}
+        if policy == "argmax":
+            return "argmax over the classes"
+        if policy == "global":
+            return f"one global threshold {self.args.threshold}"
+        if policy == "heldout_train":
+            return (f"per-label thresholds tuned on {src.get('rows')} training rows held out of training "
+                    f"({self.args.threshold_heldout_fraction:.0%} of train, seeded); no evaluated row was used")
+        if split != val:
+            return f"per-label thresholds tuned on {val} (never on {split})"
+        if policy == "crossfit":
+            return (f"per-label thresholds cross-fitted on {val}: each seeded half predicted with thresholds tuned "
+                    "on the other half, predictions pooled")
+        return f"per-label thresholds tuned on {val} itself (optimistic on {val})"
+
+    def optimistic(self, split: str) -> bool:
+        return self.policy == "tuned_on_eval" and split == self.validation_split
+
+    def record_protocol(self, split: str) -> dict:
+        return {"threshold_policy": self.policy, "threshold_description": self.threshold_description(split),
+                "optimistic": self.optimistic(split)}
+
     def extra_results(self, fit, data, evaluations) -> dict:
+        policy = {"name": self.policy, "tuned_on": self.threshold_source,
+                  "splits": {s: {"description": self.threshold_description(s), "optimistic": self.optimistic(s)}
+                             for s in evaluations}}
+        if self.crossfit:
+            policy["crossfit"] = self.crossfit
         return {"thresholds": dict(zip(data.extra["label_names"], self.thresholds)), "loss": self.loss_name,
                 "multi_label": data.extra["multi_label"], "mixture": self.args.mixture,
-                "mixture_counts": self.mixture_counts}
+                "mixture_counts": self.mixture_counts, "threshold_policy": policy}
 
     def card_context(self, fit, data, evaluations) -> dict:
         from dataset_builders import REGISTRY
@@ -275,8 +390,8 @@ class ClassifierTask(Task):
         return dict(
             problem_desc="multi-label" if multi else "single-label", multi_label=multi,
             dataset_desc=f"`{args.dataset_name}`",
-            thresholds_note=(f"Thresholds were tuned per label on the {self.validation_split} split, so its numbers are "
-                             "optimistic; test numbers (when present) are not.") if multi and args.tune_thresholds else "",
+            thresholds_note=self.thresholds_note(evaluations) if multi else "", threshold_policy=self.policy,
+            threshold_descriptions={s: self.threshold_description(s) for s in evaluations},
             per_label=evaluations[self.validation_split].details["per_label"], per_label_split=self.validation_split,
             loss=self.loss_name, max_length=args.max_length, learning_rate=self.training_args.learning_rate,
             batch_size=self.training_args.per_device_train_batch_size * self.training_args.world_size,
@@ -284,11 +399,23 @@ class ClassifierTask(Task):
             mixture=args.mixture, tuned=multi and args.tune_thresholds, threshold=args.threshold,
             citations="\n\n".join(citations))
 
+    def thresholds_note(self, evaluations) -> str:
+        lines = [f"Threshold policy `{self.policy}`:"]
+        lines += [f"- {s}: {self.threshold_description(s)}." for s in evaluations]
+        if any(self.optimistic(s) for s in evaluations):
+            lines.append(f"\nThe {self.validation_split} numbers are therefore optimistic; `heldout_train` or "
+                         "`crossfit` give honest ones.")
+        elif self.policy in ("heldout_train", "crossfit") and self.args.tune_thresholds:
+            lines.append("\n`macro_f1_tuned` in eval_results.json (thresholds tuned on the split itself) is the "
+                         "optimistic figure, for comparison only.")
+        return "\n".join(lines)
+
     def report(self, evaluations) -> str:
         multi = self.data.extra["multi_label"]
         val = evaluations[self.validation_split].details
         split = self.validation_split
-        lines = [f"Per-label results on {split}" + (f" (thresholds tuned on {split})" if multi else ""),
+        lines = [f"Per-label results on {split}" + (f" (threshold policy {self.policy}: {self.threshold_description(split)})"
+                                                     if multi else ""),
                  f"{'label':<16} {'prec':>6} {'rec':>6} {'f1':>6} {'supp':>6} {'thr':>5}"]
         for row in sorted(val["per_label"], key=lambda r: -r["f1"]):
             lines.append(f"{row['label']:<16} {row['precision']:>6.3f} {row['recall']:>6.3f} {row['f1']:>6.3f} "
@@ -298,6 +425,8 @@ class ClassifierTask(Task):
             m = ev.metrics
             extra = (f" | macro-F1 at global threshold {m['macro_f1_at_global_threshold']:.4f}"
                      if "macro_f1_at_global_threshold" in m else "")
+            if "macro_f1_tuned" in m and self.policy != "tuned_on_eval":
+                extra += f" | macro-F1 tuned on {split} itself (optimistic) {m['macro_f1_tuned']:.4f}"
             lines.append(f"{split:<10} macro-F1 {m['macro_f1']:.4f} | micro-F1 {m['micro_f1']:.4f} | "
                          f"weighted-F1 {m['weighted_f1']:.4f} | subset acc {m['subset_accuracy']:.4f}{extra}")
         return "\n".join(lines) + "\n"
