@@ -55,9 +55,11 @@ bench-inference: $(STAMP)
 bench-sentiment: $(STAMP)
 	$(OFFLINE) $(PY) scripts/benchmark_models.py --config recipes/sentiment_benchmark_cpu.yaml
 
-# The Gradio leaderboard app on http://127.0.0.1:7860 (e.g. make leaderboard LEADERBOARD_RESULTS=hf://datasets/<org>/<name>:
-# online then, and submissions open pull requests on that dataset with $HF_TOKEN).
-LEADERBOARD_RESULTS ?= outputs/smoke/results
+# The Gradio leaderboard app on http://127.0.0.1:7860 over the smoke runs' and the CPU sentiment benchmark's
+# result records (make smoke, make bench-sentiment); several folders or hf:// datasets, space-separated, e.g.
+# make leaderboard LEADERBOARD_RESULTS=hf://datasets/<org>/<name> (online then, and submissions open pull requests
+# on that dataset with $HF_TOKEN).
+LEADERBOARD_RESULTS ?= outputs/smoke/results outputs/bench_sentiment/results
 .PHONY: leaderboard
 leaderboard: $(STAMP)
 	$(if $(findstring hf://,$(LEADERBOARD_RESULTS)),,$(OFFLINE)) $(PY) leaderboard/app.py --results $(LEADERBOARD_RESULTS) --host 127.0.0.1 --port 7860

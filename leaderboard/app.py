@@ -2,8 +2,8 @@
 results folder or a results dataset repo.
 
     python leaderboard/app.py --results hf://datasets/<org>/<results> [--submit-repo <org>/<results>]
-    python leaderboard/app.py --results outputs/smoke/results [--results outputs/bench/results]
-    make leaderboard        # serves outputs/smoke/results on http://127.0.0.1:7860
+    python leaderboard/app.py --results outputs/smoke/results outputs/bench_sentiment/results
+    make leaderboard        # serves those two on http://127.0.0.1:7860
 
 * One tab per task family (emotions, sentiment, criterion matching, evidence spans, persona regression, LLM
   SFT) and, inside it, one tab per dataset and split: rank by the primary metric with its 95% bootstrap CI,
@@ -53,6 +53,8 @@ CSS = """
 .lb-table table {font-size: 0.92em}
 .lb-table th {font-weight: 600}
 #about-text table td:nth-child(-n+4), #about-text table th:nth-child(-n+4) {white-space: nowrap}
+#about-text table td:nth-child(5) {min-width: 30em}
+#about-text table td:nth-child(6) {min-width: 16em}
 """
 
 
@@ -89,8 +91,68 @@ def load_board(results: list[str] | str | None, n_boot: int = 1000, hub_url: str
             records.append(r)
     skipped: list = []
     tables = build_tables(records, n_boot=n_boot, strict=False, skipped=skipped)
+    by_path = {r["_path"]: r for r in records}
+    base_params = registry_params()
+    for key, df in tables.items():
+        df = benchmark_ranks(df)
+        df["base_params"] = [base_params.get(str(b)) if _nan(p) and b else None for b, p in zip(df["base_model"], df["params"])]
+        df["stored"] = [(by_path.get(path) or {}).get("metrics") or {} for path in df["path"]]
+        tables[key] = df
+    digits = {}
+    for (task, _, _), df in tables.items():
+        for metric, tab in zip(df["metric"], df["tab"]):
+            digits[(task, metric)] = metric_digits(
+                metric, [v for (t, _, _), d in tables.items() if t == task for v in d["value"]], tab)
+    for (task, _, _), df in tables.items():
+        df["digits"] = [digits[(task, m)] for m in df["metric"]]
     return Board(records, tables, tables_by_tab(tables), sources, hub_url, n_boot, submit_repo,
-                 {r["_path"]: r for r in records}, known_fingerprints(records), skipped)
+                 by_path, known_fingerprints(records), skipped)
+
+
+def registry_params() -> dict[str, int]:
+    """Parameter counts of base models from the benchmark's model registry (`recipes/models.yaml`, by Hub id
+    and by name), for records that do not store their model's own count; empty where the file is absent."""
+    import yaml
+
+    path = _HERE.parent / "recipes" / "models.yaml"
+    try:
+        models = (yaml.safe_load(path.read_text()) or {}).get("models") or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    out = {}
+    for name, spec in models.items():
+        if isinstance(spec, dict) and isinstance(spec.get("params"), (int, float)):
+            out[name] = int(spec["params"])
+            if spec.get("hub_id"):
+                out[spec["hub_id"]] = int(spec["params"])
+    return out
+
+
+def benchmark_ranks(df):
+    """The sentiment benchmark's headline (`affectlab.benchmark.rank_table`, by quality): in each set of rows
+    whose every row has a measured p50 latency, models whose 95% CIs overlap share a rank (`tied`) and are
+    ordered by latency (faster first). `value_rank` keeps the rank by the metric alone (the gap to the best
+    and its paired test are against the best value). Other sets keep their rank by value."""
+    import pandas as pd
+
+    from affectlab.benchmark import quality_ranks
+    from affectlab.registry import higher_is_better
+
+    df = df.copy()
+    df["value_rank"], df["tied"] = df["rank"], False
+    parts = []
+    for _, g in df.groupby("group", sort=True):
+        g = g.copy()
+        if len(g) > 1 and g["latency_p50_ms"].notna().all():
+            higher = higher_is_better(g["metric"].iloc[0])
+            rows = [{"q": v, "ci": {"q": {"ci_low": lo, "ci_high": hi}}}
+                    for v, lo, hi in zip(g["value"], g["ci_low"], g["ci_high"])]
+            g["rank"] = quality_ranks(rows, "q", higher)
+            g["tied"] = g["rank"].map(g["rank"].value_counts()) > 1
+            g = g.assign(_v=-g["value"] if higher else g["value"]).sort_values(
+                ["rank", "latency_p50_ms", "_v"], kind="stable").drop(columns="_v")
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True) if parts else df
 
 
 def default_submit_repo(sources: list[str]) -> str | None:
@@ -118,8 +180,10 @@ def metric_label(metric: str) -> str:
         return metric
 
 
-def metric_digits(metric: str, values) -> int:
-    """Decimals of a table's metric: 2 for percentages (the registry's scale, or values above 1.5), else 4."""
+def metric_digits(metric: str, values, tab: str | None = None) -> int:
+    """Decimals of a table's metric: 2 for percentages (the registry's scale, the evidence-spans tab's SQuAD
+    F1 / EM, or values above 1.5), else 4. `values`: every value of that task's metric on the board, so
+    that its tables (validation, test) read alike."""
     from affectlab.registry import metric_info
 
     try:
@@ -127,22 +191,33 @@ def metric_digits(metric: str, values) -> int:
     except KeyError:
         scale = 1.0
     finite = [abs(float(v)) for v in values if not _nan(v)]
-    return 2 if scale == 100.0 or (finite and max(finite) > 1.5) else 4
+    return 2 if scale == 100.0 or tab in PERCENT_TABS or (finite and max(finite) > 1.5) else 4
 
 
 def fmt_metric(v, digits: int = 4) -> str:
-    return "–" if _nan(v) else f"{v:.{digits}f}"
+    return "–" if _nan(v) else f"{v:.{digits}f}".replace("-", "−")
 
 
 def fmt_params(n) -> str:
+    """124.7M, 4.39M (two decimals under 10M: 999,138 and 1,006,336 read 1.00M and 1.01M, not 999K and
+    1.0M), 2.60B, 104K."""
     if _nan(n):
         return ""
     n = float(n)
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}B"
+    if n >= 1e7:
+        return f"{n / 1e6:.1f}M"
+    return f"{n / 1e6:.2f}M" if n >= 995_000 else f"{n / 1e3:.0f}K"
 
 
 def fmt_speed(v, digits: int) -> str:
-    return "" if _nan(v) else f"{v:,.{digits}f}"
+    """At most `digits` decimals, fewer for large values (353.8 ms, 1,881 samples/s, 5.99 ms)."""
+    if _nan(v):
+        return ""
+    v = float(v)
+    shown = digits if abs(v) < 10 else min(digits, 1) if abs(v) < 100 else 0
+    return f"{v:,.{shown}f}"
 
 
 def model_markdown(model: str, revision: str, hub_url: str = HUB) -> str:
@@ -165,7 +240,7 @@ def base_markdown(base: str | None, hub_url: str = HUB) -> str:
 
 def significance(row) -> str:
     """`—` for the leader, `✱ p=…` when its margin is significant, `n.s. (p=…)`, or why there is no test."""
-    if row["rank"] == 1:
+    if row.get("value_rank", row["rank"]) == 1:
         return "—"
     p = row["p_vs_leader"]
     if _nan(p):
@@ -175,6 +250,16 @@ def significance(row) -> str:
 
 
 METHODS = {"full": "full", "lora": "LoRA", "qlora": "QLoRA", "dora": "DoRA"}
+PERCENT_TABS = {"evidence-spans"}   # SQuAD F1 / EM in percent
+# Metrics the records store beside the primary one, shown (without a CI) where a table's rows have them:
+# tab -> [(metric, column)]. Criterion matching has none: its validation record stores means over CV folds.
+ALSO_REPORTED = {
+    "emotions": [("micro_f1", "Micro F1")],
+    "sentiment": [("accuracy", "Accuracy"), ("macro_f1", "Macro F1")],
+    "evidence-spans": [("exact", "Exact match"), ("sentence_f1", "Evidence-sentence F1")],
+    "persona-regression": [("macro_spearman", "Spearman ρ"), ("macro_mae", "MAE"), ("macro_r2", "R²")],
+    "llm-sft": [("macro_mae", "MAE (usable answers)"), ("macro_r2", "R² (usable answers)")],
+}
 SPEED_SHOWN = [("latency_p50_ms", "p50 ms", 2), ("throughput", "samples/s", 0), ("ttft_p50_ms", "TTFT ms", 2)]
 
 
@@ -190,22 +275,31 @@ def display_frame(df, hub_url: str = HUB, other: bool = False, columns: list[str
 
     metric = df["metric"].iloc[0] if len(df) else ""
     label = metric_label(metric) if metric else "value"
-    digits = metric_digits(metric, df["value"]) if metric else 4
+    digits = int(df["digits"].iloc[0]) if len(df) and "digits" in df else metric_digits(metric, df["value"]) if metric else 4
+    tab = df["tab"].iloc[0] if len(df) else ""
+    also = [(m, name) for m, name in ALSO_REPORTED.get(tab, []) if m != metric and "stored" in df
+            and any(isinstance(s.get(m), (int, float)) for s in df["stored"])]
+    base_params = "base_params" in df and df["base_params"].notna().any()
     rows = []
     for r in df.to_dict("records"):
         row = {}
         if other:
             row["Rows"] = r["rows"]
-        row["Rank"] = int(r["rank"])
+        row["Rank"] = f"={int(r['rank'])}" if r.get("tied") else str(int(r["rank"]))
         row["Model"] = model_markdown(r["model"], r["revision"], hub_url)
         row[label] = fmt_metric(r["value"], digits) + (" †" if isinstance(r.get("note"), str) else "")
         row["95% CI"] = f"[{fmt_metric(r['ci_low'], digits)}, {fmt_metric(r['ci_high'], digits)}]"
         if not other:
-            row["Δ to #1"] = "—" if r["rank"] == 1 else f"−{fmt_metric(r['margin_to_leader'], digits)}"
+            leader = r.get("value_rank", r["rank"]) == 1
+            row["Δ to #1"] = "—" if leader else f"−{fmt_metric(r['margin_to_leader'], digits)}"
             row["vs #1"] = significance(r)
+        for m, name in also:
+            v = r["stored"].get(m)
+            row[name] = fmt_metric(v, metric_digits(m, [v], tab)) if isinstance(v, (int, float)) else ""
         row["Base model"] = base_markdown(r["base_model"], hub_url)
-        if df["params"].notna().any():
-            row["Params"] = fmt_params(r["params"])
+        if df["params"].notna().any() or base_params:
+            row["Params"] = (fmt_params(r["params"]) if not _nan(r["params"]) else
+                             f"≈{fmt_params(r['base_params'])}" if not _nan(r.get("base_params")) else "")
         row["Method"] = METHODS.get(r["method"] or "", r["method"] or "")
         if any(not _nan(v) and v > 1 for v in df["seeds"]):  # else the protocol line says "1 per model"
             row["Seeds"] = "" if _nan(r["seeds"]) else str(r["seeds"])
@@ -297,11 +391,24 @@ def protocol_markdown(df, board: Board) -> str:
              f"**95% CI** percentile bootstrap over the rows, {board.n_boot:,} resamples"]
     text = " · ".join(parts)
     note = dataset_note(r["dataset"], config)
-    if note.get("split_notes", {}).get(r["split"]):
-        text += f"  \n_Local `{r['split']}` split:_ {note['split_notes'][r['split']]}."
+    split_note = (note.get("split_notes") or {}).get(r["split"])
+    size = split_size(split_note)
+    if size and int(r["n"]) < size:
+        text = text.replace(f"**evaluated rows** {rows}", f"**evaluated rows** {rows}, a subset of the split's {size:,}")
+    if split_note:
+        text += f"  \n_Local `{r['split']}` split:_ {split_note}."
     if note.get("absent_splits"):
         text += f"  \n_Official splits not available here:_ {'; '.join(note['absent_splits'])}."
     return text
+
+
+def split_size(note: str | None) -> int | None:
+    """The size a split note gives (`the official dev split (5,426 comments)`, `872 full sentences ...`): its
+    first number of at least 10 followed by a word, or None."""
+    import re
+
+    m = re.search(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d{2,})\s+[a-z]", note or "")
+    return int(m.group(1).replace(",", "")) if m else None
 
 
 def notes_markdown(df) -> str:
@@ -311,7 +418,11 @@ def notes_markdown(df) -> str:
 
 
 LEGEND = ("Ranked by the primary metric; **✱** the leader's margin over that row is significant (paired bootstrap "
-          "over the same rows, one-sided p < 0.05); n.s. not significant. Rows evaluated on other rows than the "
+          "over the same rows, one-sided p < 0.05); n.s. not significant. **=1** (benchmark tables, where speed "
+          "was measured): the models' 95% CIs overlap, so they share the rank and are listed faster first; "
+          "Δ to #1 and vs #1 are against the best value. Columns between *vs #1* and *Base model* are other "
+          "metrics the records store, without a CI. **≈** Params: the base model's parameter count "
+          "(`recipes/models.yaml`), the record does not store its own. Rows evaluated on other rows than the "
           "ranked ones are listed below, ranked among themselves only. Model names link to the evaluated "
           "revision on the Hub; `local/…` models were never pushed.")
 
@@ -445,8 +556,9 @@ def about_markdown(board: Board) -> str:
            "the same order — the `sha256` fingerprint of the evaluated rows (`affectlab.results.fingerprint_rows`). "
            "A 32-row smoke evaluation is therefore never ranked with a 5,426-row one: it is listed apart.",
            "* **Benchmark headline**: the sentiment benchmark ranks by quality; models whose 95% CIs overlap are "
-           "tied and ordered by speed. Its weighted quality/speed composite is reported beside it, never as the "
-           "headline.",
+           "tied (shown **=1**) and ordered by speed; the gap to the best value and its paired test are shown "
+           "beside them. Its weighted quality/speed composite is an option of the benchmark's own report "
+           "(`affectlab benchmark`, `rank_by: composite`), never the headline.",
            "## Task families"]
     for fam in FAMILIES:
         out += [f"### {fam.title}", fam.protocol]
@@ -703,9 +815,9 @@ def theme():
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", action="append", default=None,
-                        help="results folder or hf://datasets/<org>/<name> (repeatable; default $AFFECTLAB_RESULTS "
-                             "or results/)")
+    parser.add_argument("--results", action="extend", nargs="+", default=None,
+                        help="results folders or hf://datasets/<org>/<name> (several, or repeated; default "
+                             "$AFFECTLAB_RESULTS or results/)")
     parser.add_argument("--submit-repo", default=None,
                         help="results dataset submissions open pull requests on (default: $AFFECTLAB_SUBMIT_REPO, "
                              "else the hf:// results repo)")
