@@ -464,13 +464,19 @@ def quality_plot(df, x_axis: str = "p50 latency (ms, batch 1)"):
         fy = [q[i] for i in front]
         ax.step(fx, fy, where="post", color="#d62728", lw=1.5, alpha=0.8,
                 label="Pareto front", zorder=2)
-        ax.set_xscale("log")
         from matplotlib.ticker import FuncFormatter
 
         plain = FuncFormatter(lambda v, _: fmt_params(v) if key == "params" else f"{v:,.0f}" if v >= 10 else f"{v:g}")
+        shown = [xs[i] for i in have]
+        log = min(shown) > 0 and max(shown) / min(shown) >= 10  # a log axis only over a decade or more
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: plain(v, _) if str(f"{v:.1e}")[0] in "25" else ""))
+        else:
+            pad = (max(shown) - min(shown)) * 0.12 or max(shown) * 0.1 or 1.0
+            ax.set_xlim(max(0.0, min(shown) - pad), max(shown) + pad * 1.6)  # room for the names on the right
         ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: plain(v, _) if str(f"{v:.1e}")[0] in "25" else ""))
-        ax.set_xlabel(f"{x_axis} (log scale)" + ("  → better" if higher_x else "  ← better"))
+        ax.set_xlabel(x_axis + (" (log scale)" if log else "") + ("  → better" if higher_x else "  ← better"))
         ax.legend(loc="best", fontsize=9)
         notes.append(f"**Pareto front** ({x_axis} vs {metric}): " + ", ".join(f"`{models[i]}`" for i in front) + ".")
         missing = [models[i] for i, x in enumerate(xs) if x is None]
@@ -522,8 +528,12 @@ def label_plot(record: dict | None, n_boot: int = 1000):
                 fmt="none", ecolor="#333333", capsize=3, lw=1)
     ax.set_yticks(list(ys), [f"{lab} (n={s})" if kind == "F1" else lab
                              for lab, s in zip(scores["label"], scores["support"])], fontsize=9)
+    hi = scores["ci_high"].to_numpy(float)
+    for y, value, top in zip(ys, v, hi):  # the value beside its CI, so a zero bar still reads
+        ax.annotate(f"{value:.2f}", (max(value, top), y), xytext=(5, 0), textcoords="offset points", va="center",
+                    fontsize=8, color="#333333")
     ax.set_xlabel(f"{kind} per label (95% bootstrap CI)")
-    ax.set_xlim(min(0.0, float(scores["ci_low"].min())), 1.0)
+    ax.set_xlim(min(0.0, float(scores["ci_low"].min())), 1.06)
     d = record["dataset"]
     ax.set_title(f"{record['model']['repo_id']} on {d['name']} ({d['split']}): per-label {kind}", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
@@ -790,11 +800,13 @@ def build_app(board: Board):
                     upload = gr.File(label="Result record (.json)", file_types=[".json"], type="filepath",
                                      elem_id="submit-file")
                     pasted = gr.Textbox(label="… or paste the JSON", lines=8, max_lines=16, elem_id="submit-text")
-                button = gr.Button("Validate and open a pull request", variant="primary", elem_id="submit-button")
+                button = gr.Button("Validate and open a pull request" if board.submit_repo else "Validate the record",
+                                   variant="primary", elem_id="submit-button")
                 status = gr.Markdown(elem_id="submit-status")
-                gr.Markdown("### Submissions (pull requests on the results dataset)")
+                gr.Markdown(f"### Submissions (pull requests on `{board.submit_repo}`)", visible=bool(board.submit_repo))
                 queue = gr.Dataframe(submissions_frame(board), interactive=False, elem_id="submissions-table",
-                                     show_label=False, elem_classes=["lb-table"], wrap=True)
+                                     show_label=False, elem_classes=["lb-table"], wrap=True,
+                                     visible=bool(board.submit_repo))
                 button.click(lambda f, t: submit(board, f, t), [upload, pasted], status).then(
                     lambda: submissions_frame(board), None, queue)
     return app

@@ -1,6 +1,7 @@
 """Full-page screenshots of every view of the leaderboard app in headless Chromium (Debian `chromium` +
 `chromium-driver`, `make browser`): each family tab and each of its dataset tabs, the plots (the first table
-with speed, then the per-label breakdown of every multi-label table), About and Submit.
+with speed, then the tables named by --plot with their per-label breakdown), About, Submit, and Submit after
+checking a record (the smallest of the results: a `local/` record is refused, with the reasons).
 
     python leaderboard/screenshots.py --results outputs/smoke/results --results outputs/bench_sentiment/results \
         --out outputs/leaderboard_screenshots [--width 1600]
@@ -121,6 +122,32 @@ def shoot(driver, width: int, path: Path) -> Path:
     return path
 
 
+def pick_plot(driver, choice: str) -> bool:
+    """Pick the Plots tab's leaderboard whose name starts with `choice`; wait for both plots to redraw."""
+    from selenium.webdriver.common.keys import Keys
+
+    before = driver.execute_script("return document.querySelector('#label-plot img')?.src || ''")
+    box = driver.find_element("css selector", "#plot-table input")
+    box.click()
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(choice)
+    box.send_keys(Keys.ENTER)
+    try:
+        wait_for(lambda: driver.execute_script("return document.querySelector('#label-plot img')?.src || ''") != before
+                 and images_ready(driver, "#quality-plot img"), timeout=60, what=f"the plots of {choice}")
+    except TimeoutError as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return False
+    time.sleep(1.0)
+    return True
+
+
+def smallest_record(results: list[str]) -> str | None:
+    """The smallest result record of the results folders (for the Submit tab's check)."""
+    files = [p for r in results if Path(r).is_dir() for p in Path(r).rglob("results_*.json")]
+    return str(min(files, key=lambda p: p.stat().st_size)) if files else None
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
@@ -131,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/leaderboard_screenshots")
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--plot", action="append", default=None,
+                        help="also shoot the Plots tab for the leaderboard whose name starts with this (repeatable; "
+                             "default: the emotions and persona-regression ones)")
+    parser.add_argument("--submit-example", default=None,
+                        help="a record pasted into the Submit tab and checked (default: the smallest one)")
     args = parser.parse_args(argv)
+    args.plot = args.plot if args.plot is not None else ["Emotions — goemotions", "Persona regression — emobank"]
     sys.path.insert(0, str(HERE.parent))
     from affectlab.leaderboard import FAMILIES
 
@@ -161,12 +194,26 @@ def main(argv: list[str] | None = None) -> int:
         wait_for(lambda: images_ready(driver, "#quality-plot img") and images_ready(driver, "#label-plot img"),
                  what="the plots")
         shoot(driver, args.width, out / "07_plots.png")
+        for n, choice in enumerate(args.plot, 1):
+            if pick_plot(driver, choice):
+                shoot(driver, args.width, out / f"07_plots_{n}_{slug(choice)}.png")
         click_tab(driver, "About")
         wait_for(lambda: "Statistics" in driver.find_element("css selector", "#about-text").text, what="About")
         shoot(driver, args.width, out / "08_about.png")
         click_tab(driver, "Submit")
         wait_for(lambda: driver.find_elements("css selector", "#submit-text textarea"), what="Submit")
         shoot(driver, args.width, out / "09_submit.png")
+        example = args.submit_example or smallest_record(args.results)
+        if example:
+            box = driver.find_element("css selector", "#submit-text textarea")
+            driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'));",
+                                  box, Path(example).read_text())
+            box.send_keys(" ")
+            driver.find_element("css selector", "#submit-button").click()
+            wait_for(lambda: driver.find_element("css selector", "#submit-status").text.strip(), what="the verdict")
+            driver.execute_script("arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input'));", box)
+            time.sleep(1.0)
+            shoot(driver, args.width, out / "09_submit_checked.png")
     finally:
         if driver is not None:
             driver.quit()
