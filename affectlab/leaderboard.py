@@ -7,7 +7,10 @@ Records of every task family are accepted (`affectlab.results`): class ids or 0/
 multi-label), values (regression: pearson, r2, mae, ...) or per-example `scores` (span QA, LLM answers: the
 metric is their mean); see `affectlab.stats.record_metric`. For every (task, dataset, split) the latest result
 of each (model, revision) on each set of evaluated rows is taken, and its primary metric recomputed from the
-stored predictions (it must match the stored value). Rows are ranked together only when they were evaluated
+stored predictions (it must match the stored value). The records of one multi-seed run (`run_group`, written by
+`--seeds`) make one row: the pushed seed's record (else the first seed's) is ranked, and the row carries the
+spread over the seeds: `seeds` (n), `seed_mean`, `seed_sd` (sample sd) and `seed_values`, each seed's primary
+metric recomputed from its latest record (for records without a run group: over the seeds of one model revision). Rows are ranked together only when they were evaluated
 on the same rows (same dataset fingerprint): each such set is a `group` (1 = the set most models were
 evaluated on), ranked on its own; the others are listed apart below it. The 95% confidence interval is a
 percentile bootstrap over the examples (`affectlab.stats.bootstrap`); the group leader's margin over each
@@ -41,7 +44,7 @@ import numpy as np
 COLUMNS = ["task", "dataset", "split", "group", "rank", "model", "revision", "metric", "value", "ci_low", "ci_high",
            "n", "margin_to_leader", "p_vs_leader", "significant", "family", "method", "base_model", "rows", "date",
            "path", "tab", "dataset_config", "revision_full", "fingerprint", "params", "hardware", "seed", "seeds",
-           "threshold_policy", "multi_label", "latency_p50_ms", "latency_p99_ms", "throughput", "tokens_s",
+           "seed_mean", "seed_sd", "seed_values", "threshold_policy", "multi_label", "latency_p50_ms", "latency_p99_ms", "throughput", "tokens_s",
            "ttft_p50_ms", "peak_memory_mb", "stored_value", "note"]
 SPEED_COLUMNS = ["latency_p50_ms", "latency_p99_ms", "throughput", "tokens_s", "ttft_p50_ms", "peak_memory_mb"]
 LOCAL_PREFIX = "local/"
@@ -161,12 +164,21 @@ def _multi_label(record: dict) -> bool:
     return all(v in (0, 1) for row in y[:50] for v in row)
 
 
+THRESHOLD_POLICIES = {"heldout_train": "per-label, tuned on train rows held out of training",
+                      "crossfit": "per-label, cross-fitted on halves of this split",
+                      "tuned_on_eval": "per-label, tuned on validation",
+                      "global": "global threshold", "argmax": "argmax"}
+
+
 def threshold_policy(record: dict) -> str:
-    """How predictions were made from scores: a record's `protocol.threshold_policy`, else what its family and
-    metrics say (per-label thresholds tuned on validation, argmax, not applicable)."""
-    explicit = (record.get("protocol") or {}).get("threshold_policy")
+    """How predictions were made from scores: a record's `protocol.threshold_policy` (the classifier's policy
+    names in words, `(optimistic on this split)` where the record says so), else what its family and metrics
+    say (per-label thresholds tuned on validation, argmax, not applicable)."""
+    protocol = record.get("protocol") or {}
+    explicit = protocol.get("threshold_policy")
     if explicit:
-        return str(explicit)
+        text = THRESHOLD_POLICIES.get(str(explicit), str(explicit))
+        return text + (" (optimistic on this split)" if protocol.get("optimistic") else "")
     preds = record.get("predictions") or {}
     if preds.get("y_true") is None:
         return "n/a (scored answers)"
@@ -235,17 +247,23 @@ def speed_of(record: dict) -> dict[str, float]:
     return out
 
 
-def _seed_counts(records: list[dict]) -> dict[tuple, set]:
-    """Distinct seeds per (task, dataset, split, model, revision, fingerprint) over every record."""
-    seeds: dict[tuple, set] = {}
-    for r in records:
-        seeds.setdefault(_key(r), set()).add(r.get("seed"))
-    return seeds
-
-
 def _key(r: dict) -> tuple:
     return (r["task"]["name"], r["dataset"]["name"], r["dataset"]["split"], r["model"]["repo_id"],
             r["model"].get("revision"), r["dataset"].get("fingerprint"))
+
+
+def _run_group_id(r: dict) -> str | None:
+    return (r.get("run_group") or {}).get("id")
+
+
+def _row_key(r: dict) -> tuple:
+    """What one leaderboard row stands for: a (model, revision) on a set of rows, or, for records of a multi-seed
+    run (`run_group`), the whole group on a set of rows (whichever seed was pushed)."""
+    group = _run_group_id(r)
+    if group:
+        return (r["task"]["name"], r["dataset"]["name"], r["dataset"]["split"], "run_group", group,
+                r["dataset"].get("fingerprint"))
+    return _key(r)
 
 
 def _latest(records: list[dict]) -> dict[tuple, dict]:
@@ -255,6 +273,43 @@ def _latest(records: list[dict]) -> dict[tuple, dict]:
         if key not in latest or r["date"] > latest[key]["date"]:
             latest[key] = r
     return latest
+
+
+def _rows(records: list[dict]) -> dict[tuple, tuple[dict, dict]]:
+    """{row key: (the record shown, {seed: the latest record of that seed})}. The record shown is the latest of
+    its (model, revision); for a run group, the pushed seed's (a Hub model), else its first seed's."""
+    members: dict[tuple, list[dict]] = {}
+    for r in records:
+        members.setdefault(_row_key(r), []).append(r)
+    out = {}
+    for key, rs in members.items():
+        latest = lambda xs: max(xs, key=lambda x: x["date"])  # noqa: E731
+        per_seed: dict = {}
+        for r in rs:
+            if r.get("seed") is not None and (r["seed"] not in per_seed or r["date"] > per_seed[r["seed"]]["date"]):
+                per_seed[r["seed"]] = r
+        shown = latest(rs)
+        group = rs[0].get("run_group")
+        if group:
+            pushed = [r for r in rs if not is_local_model(r["model"]["repo_id"])]
+            first = [r for r in rs if (group.get("seeds") or [None])[0] == r.get("seed")]
+            shown = latest(pushed) if pushed else latest(first) if first else shown
+        out[key] = (shown, per_seed)
+    return out
+
+
+def seed_spread(per_seed: dict, metric: str) -> tuple[float | None, float | None, dict]:
+    """(mean, sample sd, {seed: value}) of `metric` recomputed from each seed's predictions; sd needs 2 seeds."""
+    values = {}
+    for seed, r in sorted(per_seed.items(), key=lambda kv: str(kv[0]).zfill(20)):
+        try:
+            values[seed] = float(metric_of(r, metric).value)
+        except (KeyError, ValueError):
+            continue
+    if not values:
+        return None, None, {}
+    arr = np.asarray(list(values.values()), dtype=float)
+    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None), values
 
 
 def _rank_group(rows: list[dict], metrics: list, higher: bool, n_boot: int, seed: int, alpha: float) -> list[dict]:
@@ -304,15 +359,14 @@ def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: 
     from affectlab.stats import bootstrap
 
     groups: dict[tuple, list[dict]] = {}
-    for key, r in _latest(records).items():
-        groups.setdefault(key[:3], []).append(r)
-    seeds = _seed_counts(records)
+    for key, (r, per_seed) in _rows(records).items():
+        groups.setdefault(key[:3], []).append((r, per_seed))
     tables = {}
     for (task, dataset, split), rs in sorted(groups.items()):
-        metric = rs[0]["task"]["primary_metric"]
+        metric = rs[0][0]["task"]["primary_metric"]
         higher = higher_is_better(metric)
         by_rows: dict[object, list[tuple[dict, object]]] = {}
-        for r in rs:
+        for r, per_seed in rs:
             try:
                 if r["task"]["primary_metric"] != metric:
                     raise ValueError(f"{r.get('_path')}: primary metric {r['task']['primary_metric']!r} differs from "
@@ -335,6 +389,7 @@ def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: 
             ci = bootstrap(m, n_boot, seed, alpha)
             fp = r["dataset"].get("fingerprint")
             speed = speed_of(r)
+            mean, sd, values = seed_spread(per_seed, metric) if len(per_seed) > 1 else (None, None, {})
             row = {"task": task, "dataset": dataset, "split": split, "model": r["model"]["repo_id"],
                    "revision": (r["model"].get("revision") or "")[:12], "metric": metric, "value": m.value,
                    "ci_low": ci.ci_low, "ci_high": ci.ci_high, "n": m.n, "family": r["task"].get("family"),
@@ -343,7 +398,8 @@ def build_tables(records: list[dict], n_boot: int = 1000, seed: int = 0, alpha: 
                    "tab": family_tab(r), "dataset_config": r["dataset"].get("config"),
                    "revision_full": r["model"].get("revision") or "", "fingerprint": fp, "params": params_of(r),
                    "hardware": hardware_label(r), "seed": r.get("seed"),
-                   "seeds": len({s for s in seeds.get(_key(r), {r.get("seed")}) if s is not None}) or None,
+                   "seeds": len(per_seed) or None, "seed_mean": mean, "seed_sd": sd,
+                   "seed_values": "; ".join(f"{k}: {v:.4f}" for k, v in values.items()) or None,
                    "threshold_policy": threshold_policy(r), "multi_label": _multi_label(r),
                    **{k: speed.get(k) for k in SPEED_COLUMNS}, "stored_value": stored, "note": note}
             # rows without a fingerprint cannot be shown to be the same rows as any other: each stands alone

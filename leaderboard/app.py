@@ -303,6 +303,8 @@ def display_frame(df, hub_url: str = HUB, other: bool = False, columns: list[str
         row["Method"] = METHODS.get(r["method"] or "", r["method"] or "")
         if any(not _nan(v) and v > 1 for v in df["seeds"]):  # else the protocol line says "1 per model"
             row["Seeds"] = "" if _nan(r["seeds"]) else str(r["seeds"])
+            row["Mean ± sd over seeds"] = "" if _nan(r.get("seed_mean")) else (  # sample sd over the seeds
+                f"{fmt_metric(r['seed_mean'], digits)} ± {fmt_metric(r['seed_sd'], digits)}")
         for key, name, speed_digits in SPEED_SHOWN:
             if key in df and df[key].notna().any():
                 row[name] = fmt_speed(r[key], speed_digits)

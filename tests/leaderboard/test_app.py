@@ -41,7 +41,7 @@ def test_shown_columns_links_significance_and_other_rows(app_module, board):
     main, other = app_module.split_groups(df)
     shown = app_module.display_frame(main, board.hub_url)
     assert list(shown.columns) == ["Rank", "Model", "Macro F1 ↑", "95% CI", "Δ to #1", "vs #1", "Base model", "Params",
-                                   "Method", "Seeds", "Hardware", "Date", "Revision"]
+                                   "Method", "Seeds", "Mean ± sd over seeds", "Hardware", "Date", "Revision"]
     first = shown.iloc[0]
     rev = board_records.SHA["roberta"]
     assert first["Model"] == f"[org/roberta-goemotions](http://hub.example/org/roberta-goemotions/tree/{rev[:12]})"
@@ -227,3 +227,46 @@ def test_a_stored_metric_that_differs_is_marked(app_module, board):
     assert app_module.notes_markdown(df) == (f"† `{df.iloc[1]['model']}` (test): the record stores macro_f1 = 0.2 "
                                              "but its per-example predictions give 0.1.")
     assert app_module.notes_markdown(table(board, "criterion-matching")) == ""
+
+
+def test_a_multi_seed_run_is_one_row_with_its_spread(app_module, tmp_path):
+    """The records of one `--seeds` run (shared `run_group`) make one row: the pushed seed's record is ranked, the
+    row shows n seeds and mean ± sample sd of the primary metric recomputed from every seed's predictions; the
+    threshold policy the records state is the protocol's."""
+    import statistics
+
+    from affectlab.leaderboard import metric_of
+    from affectlab.results import result_record, save_result
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 4)) > 0.7).astype(int)
+    rows = [f"text {i}" for i in range(60)]
+    group = {"id": "demo-seeds-0123456789ab", "name": "demo-seeds", "seeds": [1337, 1338, 1339]}
+    sha = "a" * 40
+    values = {}
+    for i, seed in enumerate(group["seeds"]):
+        pred = y.copy()
+        flip = rng.random(y.shape) < 0.1 + 0.05 * i
+        pred[flip] = 1 - pred[flip]
+        pushed = seed == 1338
+        record = result_record(model_repo="org/demo-seeds" if pushed else "local/demo-seeds",
+                               revision=sha if pushed else None, task="emotion-multilabel", dataset="goemotions",
+                               split="validation", metrics={"macro_f1": 0.0}, y_true=y, y_pred=pred,
+                               dataset_rows=rows, family="classifier", seed=seed, config={"seed": seed},
+                               primary_metric="macro_f1", run_group=group,
+                               protocol={"threshold_policy": "heldout_train", "optimistic": False})
+        values[seed] = record["metrics"]["macro_f1"] = metric_of(record, "macro_f1").value
+        save_result(record, tmp_path)
+    board = app_module.load_board(str(tmp_path), n_boot=50, hub_url="http://hub.example")
+    df = board.tables[("emotion-multilabel", "goemotions", "validation")]
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert row["model"] == "org/demo-seeds" and row["seed"] == 1338 and row["value"] == values[1338]
+    assert row["seeds"] == 3 and len(set(values.values())) == 3
+    assert abs(row["seed_mean"] - statistics.mean(values.values())) < 1e-12
+    assert abs(row["seed_sd"] - statistics.stdev(values.values())) < 1e-12
+    assert row["threshold_policy"] == "per-label, tuned on train rows held out of training"
+    shown = app_module.display_frame(df, board.hub_url).iloc[0]
+    assert shown["Seeds"] == "3"
+    mean, sd = statistics.mean(values.values()), statistics.stdev(values.values())
+    assert shown["Mean ± sd over seeds"] == f"{mean:.4f} ± {sd:.4f}"
