@@ -111,6 +111,14 @@ def framework_versions() -> dict[str, str]:
     return library_versions()
 
 
+def _model_name(task, training_args) -> str:
+    """The card's title: the output folder's name; for one seed of a multi-seed run, the group's name + seed."""
+    group = getattr(task, "run_group", None)
+    if group:
+        return f"{group['name']} (seed {training_args.seed})"
+    return Path(training_args.output_dir).name
+
+
 def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args, model_args, repo_id: str,
              context: dict | None = None):
     """The card of one finished run (every family goes through here)."""
@@ -147,7 +155,7 @@ def run_card(task, *, data, evaluations, fit, eval_payload: dict, training_args,
     licence = most_restrictive_license([*(d.license for d in sources), BASE_MODEL_LICENSES.get(base_hub)])
     datasets = list(dict.fromkeys(d.hub_id for d in sources if d.hub_id))
     return render_model_card(
-        task.args.card_template or task.card_template, model_name=Path(training_args.output_dir).name,
+        task.args.card_template or task.card_template, model_name=_model_name(task, training_args),
         base_model=base_hub, datasets=datasets, eval_results=evals, pipeline_tag=task.pipeline_tag,
         tags=list(task.tags), license=licence, language=info.languages or None,
         widget=[dict(w) for w in task.widget_examples] or None, **variables)

@@ -49,7 +49,8 @@ def test_each_seed_is_its_own_run_with_its_seed(seeds_run):
         assert record["model"]["repo_id"] == f"local/{out.name}"          # the group's name, not seed-<n>
         assert record["metrics"]["macro_f1"] == pytest.approx(payload["results"]["validation"]["macro_f1"])
         assert record["protocol"]["threshold_policy"] == "heldout_train" and record["protocol"]["optimistic"] is False
-        assert f"Seed {seed} is one of 2 seeds (1337, 1338)" in (folder / "README.md").read_text()
+        card = (folder / "README.md").read_text()
+        assert f"Seed {seed} is one of 2 seeds (1337, 1338)" in card and f"# {out.name} (seed {seed})" in card
         group_ids.add(payload["run_group"]["id"])
     assert len(group_ids) == 1
     assert len(records_of(out)) == 2 and len(list(results.rglob("results_*.json"))) == 2
