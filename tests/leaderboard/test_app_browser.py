@@ -26,6 +26,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil
 pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
                                 reason="needs Debian chromium + chromium-driver (`make browser`)")
 OWNER, BOT = "hf_boardOwnerToken000000000001", "hf_leaderboardBotToken00000002"
+WIDTH = 1600  # a researcher's browser window
 ARTIFACTS = Path(os.environ.get("AFFECTLAB_TEST_ARTIFACTS", REPO / "test-artifacts"))
 TABS = {  # tab id -> (button label, models of its first table, in rank order)
     "emotions": ("Emotions", ["org/roberta-goemotions", "org/minilm-goemotions-lora", "local/minilm-demo"]),
@@ -101,7 +102,7 @@ def browser(app_url, tmp_path_factory):
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1400,1000", "--hide-scrollbars",
+                "--disable-dev-shm-usage", f"--window-size={WIDTH},1000", "--hide-scrollbars",
                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         opts.add_argument(arg)
@@ -141,14 +142,20 @@ def open_tab(driver, label: str) -> None:
 
 
 def screenshot(driver, name: str) -> Path:
-    """A full-page screenshot (the window grown to the page's height, then back)."""
+    """A full-page screenshot: the viewport set to the document's height (Chrome DevTools device metrics, so the
+    browser's own frame does not cut the page's bottom off), then reset. Returns the PNG, kept as an artifact."""
+    from PIL import Image
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-    driver.set_window_size(1400, min(max(1000, height + 40), 5000))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": min(max(900, height + 24), 8000),
+                                                                  "deviceScaleFactor": 1, "mobile": False})
     time.sleep(0.8)
     path = ARTIFACTS / f"leaderboard_{name}.png"
     driver.save_screenshot(str(path))
-    driver.set_window_size(1400, 1000)
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    with Image.open(path) as image:
+        assert image.size[0] == WIDTH and image.size[1] >= min(height, 8000)  # the whole page, nothing cut off
     assert path.stat().st_size > 10_000
     return path
 
@@ -167,6 +174,14 @@ def headers_of(driver, css: str) -> list[str]:
     return driver.execute_script("""
         const root = document.querySelector(arguments[0]);
         return root ? [...root.querySelectorAll("thead th")].map(c => c.innerText.trim()) : [];
+    """, css)
+
+
+def cut_off(driver, css: str) -> int:
+    """How many pixels of a Gradio dataframe's columns do not fit its width (0: every column is visible)."""
+    return driver.execute_script("""
+        const view = document.querySelector(arguments[0] + " .virtual-table-viewport");
+        return view ? Math.max(0, view.scrollWidth - view.clientWidth) : -1;
     """, css)
 
 
@@ -189,6 +204,7 @@ def test_every_tab_renders_its_rows(browser):
         assert rows[0][5] == "—" and all(r[5] for r in rows[1:])                # vs #1: leader, then p or ✱
         headers = headers_of(browser, css)
         assert headers[:6] == ["Rank", "Model", headers[2], "95% CI", "Δ to #1", "vs #1"] and headers[2].endswith("↑")
+        assert cut_off(browser, css) <= 1, f"the {label} table is cut off at {WIDTH} px"
         protocol = text(browser, f"#tab-{key} .protocol")
         assert "Split" in protocol and "evaluated rows" in protocol and "seeds" in protocol
         screenshot(browser, key)
