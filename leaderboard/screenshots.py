@@ -3,7 +3,7 @@
 with speed, then the tables named by --plot with their per-label breakdown), About, Submit, and Submit after
 checking a record (the smallest of the results: a `local/` record is refused, with the reasons).
 
-    python leaderboard/screenshots.py --results outputs/smoke/results --results outputs/bench_sentiment/results \
+    python leaderboard/screenshots.py --results outputs/smoke/results outputs/bench_sentiment/results \
         --out outputs/leaderboard_screenshots [--width 1600]
 
 The app is started on a free 127.0.0.1 port in a subprocess (offline) and stopped afterwards; Chromium may
@@ -154,7 +154,8 @@ def slug(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", action="append", required=True, help="results folder (repeatable)")
+    parser.add_argument("--results", action="extend", nargs="+", required=True,
+                        help="results folders (several, or repeated)")
     parser.add_argument("--out", default="outputs/leaderboard_screenshots")
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--n-boot", type=int, default=1000)
