@@ -35,6 +35,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -62,6 +63,9 @@ class RegressionArguments(PersonaDataArguments):
     huber_delta: float = 1.0
     head_dropout: float = 0.1
     n_bins: int = field(default=10, metadata={"help": "calibration bins of the regression report"})
+    validation_note: Optional[str] = field(default=None, metadata={
+        "help": "appended to the validation split's note in the card and eval_results.json (e.g. that the "
+                "hyper-parameters were tuned on it)"})
 
     default_max_length = 128
 
@@ -101,10 +105,14 @@ def persona_dataset_info(args, splits, raw_splits):
         info = DatasetInfo(name=args.dataset_name if args.dataset_name == SYNTHETIC_MEDICAL else Path(args.dataset_name).name,
                            config=args.dataset_config, languages=sorted({x for d in splits.values() for x in set(d["lang"])}))
         info.synthetic = args.dataset_name == SYNTHETIC_MEDICAL
-    if args.split_strategy == "predefined" and "test" not in raw_splits:
+    if args.split_strategy == "predefined" and "test" not in raw_splits \
+            and not any(s.split(" ")[0] == "test" for s in info.absent_splits):   # the builder may describe it already
         info.absent_splits = sorted(set(info.absent_splits) | {"test"})
     info.split_notes = {**split_notes(args, splits), **{k: v for k, v in info.split_notes.items()
                                                          if args.split_strategy == "predefined" and k in splits}}
+    note = getattr(args, "validation_note", None)
+    if note and "validation" in info.split_notes:
+        info.split_notes["validation"] = f"{info.split_notes['validation']}; {note}"
     return info
 
 

@@ -44,6 +44,10 @@ def test_recipe_runs_on_official_splits(repo_root, tmp_path, tiny_bert_dir, data
     saved = json.loads((out / "eval_results.json").read_text())
     assert saved["split_strategy"] == "predefined" and saved["split_sizes"] == {"train": 64, "validation": 40}
     assert saved["personas"] == ["combined"]
+    assert saved["dataset"]["absent_splits"] == ["test (official, 1,000 sentences, with its individual ratings)"]
+    note = saved["dataset"]["split_notes"]["validation"]
+    assert note.startswith("EmoBank's official dev split") and "tuned on it" in note   # the card says so too
+    assert "tuned on it" in (out / "README.md").read_text(encoding="utf-8")
     preds = [json.loads(line) for line in (out / "predictions_validation.jsonl").read_text().splitlines()]
     with open(data_root / "emobank" / "emobank.csv", newline="", encoding="utf-8") as fh:
         rows = {r["id"]: r for r in csv.DictReader(fh)}
