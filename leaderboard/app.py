@@ -587,8 +587,8 @@ def about_markdown(board: Board) -> str:
         names = sorted({r["dataset"]["name"] for r in board.records})
     for name in names:
         note = dataset_note(name)
-        splits = "; ".join(f"`{k}`: {v}" for k, v in (note.get("split_notes") or {}).items()) or "as published"
-        absent = "; ".join(note.get("absent_splits") or []) or "–"
+        splits = "<br>".join(f"`{k}`: {v}" for k, v in (note.get("split_notes") or {}).items()) or "as published"
+        absent = "<br>".join(note.get("absent_splits") or []) or "–"
         table.append(f"| {name} | {note.get('config') or '–'} | {note.get('hub_id') or '–'} | "
                      f"{note.get('license') or '–'} | {splits} | {absent} |")
     out.append("\n".join(table))
