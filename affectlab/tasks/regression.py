@@ -133,7 +133,10 @@ def load_persona_data(task) -> TaskData:
 
 
 def gemma_regression_model(model_name, base_config, dims, model_args, **head_kwargs):
-    """`RegressionHeadModel` over the bidirectional Gemma encoder (`custom_models.gemma_encoder`) of a Gemma checkpoint."""
+    """`RegressionHeadModel` over the bidirectional Gemma encoder (`custom_models.gemma_encoder`) of a Gemma checkpoint,
+    its head initialised to zero."""
+    import torch
+
     from affectlab.models import model_init_kwargs
     from affectlab.tasks.nli import gemma_encoder_classes
     from custom_models.gemma_encoder import GemmaEncoderModel
@@ -149,6 +152,10 @@ def gemma_regression_model(model_name, base_config, dims, model_args, **head_kwa
         enc_dict.pop(key, None)
     model = RegressionHeadModel(RegressionHeadConfig(encoder_config=enc_dict, label_names=list(dims), **head_kwargs))
     model.encoder.load_state_dict(encoder.state_dict())
+    # Gemma's pooled states have norms of ~80 (MiniLM's: a few): a std-0.02 head starts at |z| ~ 4-7, where the
+    # output sigmoid saturates at the range's ends. A zero head starts every output at the middle of the range.
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
     return model.to(encoder.dtype)
 
 

@@ -15,12 +15,22 @@ import torch
 def tiny_gemma(tmp_path_factory):
     from transformers import Gemma3ForCausalLM
 
-    from tests.custom_models.test_gemma_encoder import tiny_text_config, tiny_tokenizer
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from affectlab.personas import synthetic_medical_records
+    from tests.custom_models.test_gemma_encoder import tiny_text_config
 
     torch.manual_seed(0)
     ckpt = tmp_path_factory.mktemp("tiny_gemma3")
-    Gemma3ForCausalLM(tiny_text_config("gemma3", vocab_size=64)).save_pretrained(ckpt)
-    tiny_tokenizer().save_pretrained(ckpt)
+    Gemma3ForCausalLM(tiny_text_config("gemma3", vocab_size=512)).save_pretrained(ckpt)
+    # a word-level tokenizer that knows the synthetic texts' words (an all-<unk> input would be one constant)
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    texts = [r["text"] for r in synthetic_medical_records(24, 2, seed=1337)]
+    tok.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=512, special_tokens=["<pad>", "<bos>", "<eos>", "<unk>"]))
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
+                            unk_token="<unk>").save_pretrained(ckpt)
     return ckpt
 
 
@@ -58,6 +68,7 @@ def test_gemma_checkpoint_becomes_the_bidirectional_encoder(tmp_path, tiny_gemma
     model = gemma_regression_model(str(tiny_gemma), AutoConfig.from_pretrained(tiny_gemma), ["V", "A"],
                                    ModelArguments(model_name_or_path=str(tiny_gemma)), pooling="mean",
                                    output_scaling=True, label_min=0.0, label_max=1.0)
+    assert not model.head.weight.any() and not model.head.bias.any()   # zero head: outputs start mid-range
     ckpt = load_file(str(tiny_gemma / "model.safetensors"))
     state = model.state_dict()
     backbone = [k for k in ckpt if k.startswith("model.")]
