@@ -265,6 +265,7 @@ def export_graph(model, sample: dict, path: Path, fuse: bool = True, padding_mas
     else:
         onnx_ir.save(program, str(path))
     rewritten = prepare_attention(path, padding_mask_only) if fuse else 0
+    tail = first_token_tail(path) if fuse else 0
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
@@ -274,7 +275,7 @@ def export_graph(model, sample: dict, path: Path, fuse: bool = True, padding_mas
     return {"exporter": "transformers.exporters.OnnxExporter", "ort_fusions": "cpu" if fuse else None,
             "inputs": [v.name for v in proto.graph.input], "outputs": [v.name for v in proto.graph.output],
             "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
-            "attention_mask_index": rewritten, "ops": dict(sorted(ops.items()))}
+            "attention_mask_index": rewritten, "first_token_tail": tail, "ops": dict(sorted(ops.items()))}
 
 
 def fold_weights(program) -> None:
@@ -316,6 +317,97 @@ def prepare_attention(path: Path, padding_mask_only: bool) -> int:
         remove_dead_nodes(graph)
     onnx.save(proto, str(path))
     return rewritten
+
+
+PER_TOKEN_OPS = ("MatMul", "Add", "SkipLayerNormalization", "LayerNormalization", "SkipSimplifiedLayerNormalization",
+                 "BiasGelu", "Gelu", "FastGelu")
+
+
+def first_token_tail(path: Path) -> int:
+    """Classifiers that pool the first token ([CLS], a `Gather` of index 0 on the sequence axis): the nodes between
+    the last attention and that gather work token by token (projection, residual layer norms, feed-forward), so
+    only the first token's row of them is ever used. Slice their inputs from outside to the first token (`[:, :1]`):
+    the last layer's output projection and feed-forward then run on one token per text instead of all of them.
+    Exact; the export check compares the logits with PyTorch's. Returns how many nodes now run on the first token
+    (0: the graph has no such tail, left as it is)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(str(path), load_external_data=False)
+    graph = proto.graph
+    consts = {t.name for t in graph.initializer}
+    index = {t.name: t for t in graph.initializer if len(t.dims) <= 1}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def first_token_gather(node) -> bool:
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
+        idx = index.get(node.input[1]) if len(node.input) > 1 else None
+        return node.op_type == "Gather" and axis == 1 and idx is not None and \
+            numpy_helper.to_array(idx).reshape(-1).tolist() == [0]
+
+    gathers = [node for node in graph.node if first_token_gather(node)]
+    if len(gathers) != 1:
+        return 0
+    gather, region = gathers[0], []
+    members = {id(gathers[0])}
+    for node in reversed(list(graph.node)):  # reverse topological order: consumers before producers
+        if node.op_type not in PER_TOKEN_OPS or any(o in outputs for o in node.output) or (
+                node.op_type == "MatMul" and node.input[1] not in consts):  # a product of two activations mixes tokens
+            continue
+        used = [c for o in node.output if o for c in consumers.get(o, [])]
+        if used and all(id(c) in members for c in used):
+            members.add(id(node))
+            region.append(node)
+    if not region or producer.get(gather.input[0]) not in region:
+        return 0
+    made = {o for node in region for o in node.output}
+    boundary = sorted({i for node in region for i in node.input if i and i not in consts and i not in made})
+    if not boundary or any(producer.get(t) is None or producer[t].output[0] != t or producer[t].op_type not in (
+            "Attention", "SkipLayerNormalization", "LayerNormalization", "SkipSimplifiedLayerNormalization")
+            for t in boundary):
+        return 0
+    sliced = {}
+    for t in boundary:
+        sliced[t] = f"{t}_first_token"
+        graph.node.append(helper.make_node("Slice", [t, "first_token_0", "first_token_1", "first_token_1"],
+                                           [sliced[t]], name=f"{t}_first_token_slice"))
+    for node in region:
+        for k, name in enumerate(node.input):
+            if name in sliced:
+                node.input[k] = sliced[name]
+    graph.initializer.extend([numpy_helper.from_array(np.array([0], dtype=np.int64), "first_token_0"),
+                              numpy_helper.from_array(np.array([1], dtype=np.int64), "first_token_1")])
+    stale = [v for v in graph.value_info if v.name in made]
+    for v in stale:  # their sequence axis is now 1
+        graph.value_info.remove(v)
+    ordered = topological(graph)
+    del graph.node[:]
+    graph.node.extend(ordered)
+    onnx.save(proto, str(path))
+    return len(region)
+
+
+def topological(graph) -> list:
+    """The graph's nodes in an order where every input is made before it is used."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            raise ExportError("the ONNX graph has a cycle or an input nothing makes")
+        pending = rest
+    return ordered
 
 
 def remove_dead_nodes(graph) -> None:
@@ -371,11 +463,13 @@ def quantize_int8(source: Path, target: Path, scheme: str = "blockwise", split_f
         unknown = sorted(set(keep_fp32) - set(weight_matmuls(proto.graph)))
         if unknown:
             raise ArgumentError("keep_fp32", f"not matmuls over a weight in {source}: {', '.join(unknown)}")
+        # the last layer's matmuls that run on the first token only (`first_token_tail`) cost nothing in fp32
+        keep_fp32 = tuple(dict.fromkeys([*keep_fp32, *first_token_matmuls(proto.graph)]))
         large = proto.ByteSize() > EXTERNAL_DATA_BYTES
         target.parent.mkdir(parents=True, exist_ok=True)
         if scheme == "blockwise":
             return quantize_blockwise(proto, target, block_size, keep_fp32, large)
-        split = split_first_token_matmuls(proto) if split_first_token else 0
+        split = split_first_token_matmuls(proto, skip=set(keep_fp32)) if split_first_token else 0
         staged = Path(tmp) / "model.onnx"
         onnx.save(proto, str(staged), save_as_external_data=large)
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -389,6 +483,19 @@ def quantize_int8(source: Path, target: Path, scheme: str = "blockwise", split_f
             "activations": "uint8, dynamic per tensor" + (", first token apart" if split else ""),
             "quantized": "MatMul (attention fp32)", "first_token_split_matmuls": split,
             "fp32_matmuls": sorted(keep_fp32)}
+
+
+def first_token_matmuls(graph) -> list[str]:
+    """Names of the weight matmuls downstream of a `first_token_tail` slice (they run on one token per text)."""
+    tails = {o for node in graph.node if node.op_type == "Slice" and node.name.endswith("_first_token_slice")
+             for o in node.output}
+    weights, names = set(weight_matmuls(graph)), []
+    for node in graph.node:  # topological order
+        if any(i in tails for i in node.input):
+            tails.update(node.output)
+            if node.name in weights:
+                names.append(node.name)
+    return names
 
 
 def weight_matmuls(graph) -> list[str]:
@@ -430,7 +537,7 @@ SPLIT_AFTER = ("SkipLayerNormalization", "LayerNormalization", "SkipSimplifiedLa
                "FastGelu")
 
 
-def split_first_token_matmuls(proto) -> int:
+def split_first_token_matmuls(proto, skip=frozenset()) -> int:
     """Rewrite `Y = X @ W` (W an initializer, X of shape [batch, sequence, features] coming out of a layer norm or a
     GELU) as `Y = concat(X[:, :1] @ W, X[:, 1:] @ W)`: the same product, quantized with one activation scale per
     part. Returns how many matmuls were split."""
@@ -449,7 +556,7 @@ def split_first_token_matmuls(proto) -> int:
         # the matmuls after a layer norm or a GELU (where the first token's activations stand out); not the
         # attention output projection, whose input has no such outlier
         if weight is None or len(weight.dims) != 2 or ranks.get(node.input[0]) != 3 \
-                or producer.get(node.input[0]) not in SPLIT_AFTER:
+                or producer.get(node.input[0]) not in SPLIT_AFTER or node.name in skip:
             nodes.append(node)
             continue
         name, x, y = node.name or f"matmul_{count}", node.input[0], node.output[0]
@@ -613,6 +720,7 @@ def export(model: str, output_dir: str | Path, quantize: str | None = None, trus
             checks["int8"] = compare(torch_model, staging / INT8_FILE, tokenizer, input_names, problem)
             files["int8"] = INT8_FILE
         meta = {"default": files.get("int8", FP32_FILE), "files": files, "inputs": graph["inputs"],
+                "first_token_tail": graph["first_token_tail"],
                 "quantization": quantization,
                 "outputs": graph["outputs"], "opset": graph["opset"], "exporter": graph["exporter"],
                 "ort_fusions": graph["ort_fusions"], "source": str(model), "checks": checks}

@@ -52,26 +52,29 @@ def _nodes(path, op_type):
 def test_blockwise_int8_quantizes_every_weight_matmul_and_keeps_attention_fp32(exported):
     import onnx
 
-    from affectlab.export import weight_matmuls
+    from affectlab.export import first_token_matmuls, weight_matmuls
 
     out, meta = exported
     quant = meta["quantization"]
     assert quant["scheme"] == "blockwise" and quant["block_size"] == 32 and quant["accuracy_level"] == 4
     fp32_graph = onnx.load(str(out / "onnx/model.onnx")).graph
-    expected = len(weight_matmuls(fp32_graph))
-    assert expected == 2 * 3  # 2 layers x (attention output, FFN in, FFN out)
+    names = weight_matmuls(fp32_graph)
+    assert len(names) == 2 * 3  # 2 layers x (attention output, FFN in, FFN out)
+    # the last layer after its attention runs on [CLS] only (`first_token_tail`) and stays fp32 there
+    assert meta["first_token_tail"] == 6 and first_token_matmuls(fp32_graph) == names[3:]
+    assert quant["fp32_matmuls"] == sorted(names[3:])
     blocks = _nodes(out / "onnx/model_quantized.onnx", "MatMulNBits")
-    assert len(blocks) == expected == quant["quantized_matmuls"]
+    assert len(blocks) == 3 == quant["quantized_matmuls"]
     for node in blocks:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         assert (attrs["bits"], attrs["block_size"], attrs["accuracy_level"]) == (8, 32, 4), attrs
     int8_graph = onnx.load(str(out / "onnx/model_quantized.onnx")).graph
-    assert weight_matmuls(int8_graph) == []
+    assert weight_matmuls(int8_graph) == names[3:]
     assert not {"MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul"} & {n.op_type for n in int8_graph.node}
     assert len(_nodes(out / "onnx/model_quantized.onnx", "Attention")) == 2  # fused attention, fp32
 
 
-def test_blockwise_int8_is_close_to_fp32_and_does_not_depend_on_the_batch(exported):
+def test_blockwise_int8_is_close_to_fp32_and_does_not_depend_on_the_batch(tiny_multilabel, exported):
     from affectlab.inference import TextClassifier
 
     out, _ = exported
@@ -79,6 +82,8 @@ def test_blockwise_int8_is_close_to_fp32_and_does_not_depend_on_the_batch(export
     int8 = TextClassifier.from_pretrained(str(out), backend="onnx", num_threads=1)
     assert int8.backend.file_name == "onnx/model_quantized.onnx"
     p32, p8 = fp32.predict_proba(TEXTS), int8.predict_proba(TEXTS)
+    # the fp32 graph, first-token tail included, is PyTorch's computation
+    np.testing.assert_allclose(p32, TextClassifier.from_pretrained(str(tiny_multilabel)).predict_proba(TEXTS), atol=1e-6)
     err = np.abs(p8 - p32).max()
     assert 0 < err < 2e-3, err  # quantized, and close
     # each token has its own activation scales: the same scores alone, in batches, in another order
@@ -96,9 +101,9 @@ def test_dynamic_scheme_and_fp32_matmuls_by_name(tiny_multilabel, exported, tmp_
     import onnx
 
     names = weight_matmuls(onnx.load(str(out / "onnx/model.onnx")).graph)
-    kept = quantize_int8(out / "onnx/model.onnx", tmp_path / "kept.onnx", keep_fp32=(names[-1],))
-    assert kept["quantized_matmuls"] == len(names) - 1 and kept["fp32_matmuls"] == [names[-1]]
-    assert weight_matmuls(onnx.load(str(tmp_path / "kept.onnx")).graph) == [names[-1]]
+    kept = quantize_int8(out / "onnx/model.onnx", tmp_path / "kept.onnx", keep_fp32=(names[0],))
+    assert kept["quantized_matmuls"] == 2 and kept["fp32_matmuls"] == sorted([names[0], *names[3:]])
+    assert weight_matmuls(onnx.load(str(tmp_path / "kept.onnx")).graph) == [names[0], *names[3:]]
     with pytest.raises(ArgumentError, match="--keep_fp32: not matmuls over a weight"):
         quantize_int8(out / "onnx/model.onnx", tmp_path / "x.onnx", keep_fp32=("no_such_node",))
     with pytest.raises(ArgumentError, match="--int8_scheme"):
@@ -108,7 +113,7 @@ def test_dynamic_scheme_and_fp32_matmuls_by_name(tiny_multilabel, exported, tmp_
     meta = export(str(tiny_multilabel), tmp_path / "dynamic", quantize="int8", int8_scheme="dynamic",
                   log=lambda *_: None)
     quant = meta["quantization"]
-    assert quant["scheme"] == "dynamic" and quant["first_token_split_matmuls"] == 4  # FFN in and out, 2 layers
+    assert quant["scheme"] == "dynamic" and quant["first_token_split_matmuls"] == 2  # first layer's FFN in and out
     assert _nodes(tmp_path / "dynamic/onnx/model_quantized.onnx", "DynamicQuantizeLinear")
     clf = TextClassifier.from_pretrained(str(out), backend="onnx", onnx_file="onnx/model.onnx", num_threads=1)
     p32 = clf.predict_proba(TEXTS)
