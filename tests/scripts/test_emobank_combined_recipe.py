@@ -12,13 +12,14 @@ import pytest
 from scipy.stats import pearsonr
 
 RECIPE = "recipes/emobank_minilm_combined.yaml"
+GEMMA_RECIPE = "recipes/emobank_gemma3_270m_combined_cpu_lora.yaml"
 
 
-def parse(repo_root, *extra):
+def parse(repo_root, *extra, recipe=RECIPE):
     from affectlab.run import parse_task_args
     from affectlab.tasks.regression import RegressionTask
 
-    return parse_task_args(RegressionTask, ["--config", str(repo_root / RECIPE), *extra])
+    return parse_task_args(RegressionTask, ["--config", str(repo_root / recipe), *extra])
 
 
 def test_recipe_options(repo_root, tmp_path):
@@ -31,6 +32,15 @@ def test_recipe_options(repo_root, tmp_path):
     assert 1e-5 <= training.learning_rate <= 1e-3
     text = (repo_root / RECIPE).read_text(encoding="utf-8")
     assert "tuned on dev" in text.lower()       # the protocol the numbers come from is stated in the recipe
+
+
+def test_gemma_recipe_options(repo_root, tmp_path):
+    script, training, model = parse(repo_root, "--output_dir", str(tmp_path / "o"), recipe=GEMMA_RECIPE)
+    assert (script.dataset_config, script.persona_mode, script.encoder, script.pooling) == (
+        "combined", "non_personalized", "bidirectional", "mean")
+    assert model.model_name_or_path == "gemma-3-270m" and model.use_peft and not model.use_dora
+    assert list(model.lora_target_modules) == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert script.max_train_samples == 4000 and training.num_train_epochs == 1
 
 
 def test_recipe_runs_on_official_splits(repo_root, tmp_path, tiny_bert_dir, data_root):
