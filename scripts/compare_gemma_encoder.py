@@ -2,7 +2,7 @@
 mean vs last-token pooling, and MiniLM as the baseline (`affectlab.encoder_comparison`).
 
     python scripts/compare_gemma_encoder.py --dataset redsm5 --max_steps 12 --max_length 128
-    python scripts/compare_gemma_encoder.py --dataset sst2 --max_steps 24 --max_length 64 --max_train_samples 512 --max_eval_samples 400
+    python scripts/compare_gemma_encoder.py --dataset sst2 --max_steps 12 --max_length 64 --max_train_samples 96 --max_eval_samples 200
 
 Writes outputs/gemma_encoder_comparison/<dataset>/comparison.md (the table and this command) and comparison.json.
 """
