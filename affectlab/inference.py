@@ -11,10 +11,10 @@ The predictor tokenizes without padding, sorts the texts by length and cuts batc
 come back in the input order. Backends: `torch` (the saved PyTorch model, `torch.inference_mode`) and `onnx`
 (an `affectlab export` folder run by ONNX Runtime: `onnx/model_quantized.onnx` when it was exported with
 `--quantize int8`, else `onnx/model.onnx`; `onnx_file=` picks another). fp32 results do not depend on how texts
-are batched (to ~1e-6), nor do the default (blockwise) int8 graph's: each token's activations are quantized on
-their own scale, so a text's scores are the same whatever its batch mates (bit for bit on the demo model). Only
-the older `--int8_scheme dynamic` graph computes one activation scale per batch tensor; its scores move by ~1e-2
-with the batch (batch_size=1 reproduces `pipeline()` there).
+are batched (to ~1e-6). The default int8 graph's can, slightly (`--int8_scheme dynamic`): it computes each
+batch's activation scale from the whole batch, so a text's int8 scores move by up to ~1e-2 with its batch mates
+(batch_size=1 reproduces `pipeline()`); the `--int8_scheme blockwise` graph quantizes each token on its own
+scales and gives the same scores in any batch (bit for bit on the demo model).
 """
 
 from __future__ import annotations

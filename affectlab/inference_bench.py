@@ -8,11 +8,11 @@ short MiniLM run of the same recipe is trained first, see `ensure_model`), each 
                   thresholded multi-label pipeline the run ships), one text after another
     torch-fp32    `affectlab.inference.TextClassifier`, PyTorch fp32: length-sorted batches under a token budget
     onnx-fp32     the same predictor on ONNX Runtime, `affectlab export` fp32 graph (fused for CPU)
-    onnx-int8     the same predictor on the export's int8 graph (the default blockwise scheme: ONNX Runtime
-                  `MatMulNBits`, int8 weights and per-token int8 activations in blocks of 32 features)
-    onnx-int8-dyn the same predictor on the other int8 scheme, `--int8_scheme dynamic` (ONNX Runtime dynamic
-                  quantization: one activation scale per batch tensor, the first token apart), written into
-                  the bench's workdir
+    onnx-int8     the same predictor on the export's int8 graph (the default `dynamic` scheme: ONNX Runtime
+                  dynamic quantization, one activation scale per batch tensor, the first token apart)
+    onnx-int8-blk the same predictor on the other int8 scheme, `--int8_scheme blockwise` (ONNX Runtime
+                  `MatMulNBits`, int8 weights and per-token int8 activations in blocks of 32 features), written
+                  into the bench's workdir
     torch-int8    PyTorch dynamic int8 (`torch.ao.quantization.quantize_dynamic` of the Linear layers), for
                   comparison with ONNX Runtime's int8
 
@@ -35,10 +35,10 @@ from pathlib import Path
 
 DEMO_MODEL = "outputs/goemotions_minilm_demo"
 DEMO_RECIPE = "recipes/goemotions_minilm_demo.yaml"
-BACKENDS = ("pipeline", "torch-fp32", "onnx-fp32", "onnx-int8", "onnx-int8-dyn", "torch-int8")
+BACKENDS = ("pipeline", "torch-fp32", "onnx-fp32", "onnx-int8", "onnx-int8-blk", "torch-int8")
 TARGETS = {"batched_vs_pipeline": 4.0, "int8_vs_torch_fp32": 2.5, "int8_macro_f1_drop": 0.005, "int8_p50_ms": 3.0,
            "int8_same_label_sets": 0.99}
-DYNAMIC_INT8_FILE = "model_quantized_dynamic.onnx"  # in the workdir
+OTHER_INT8_FILE = "model_quantized_blockwise.onnx"  # in the workdir
 
 
 @dataclass
@@ -89,7 +89,9 @@ def ensure_onnx(model: str, onnx_dir: str | None, log=print) -> str:
     fresh = config.is_file() and all(config.stat().st_mtime >= p.stat().st_mtime for p in weights if p.exists())
     quantization = json.loads(config.read_text(encoding="utf-8")).get("onnx", {}).get("quantization") or {} \
         if config.is_file() else {}
-    if fresh and quantization.get("scheme") == "blockwise":
+    from affectlab.export import DEFAULT_INT8_SCHEME
+
+    if fresh and quantization.get("scheme") == DEFAULT_INT8_SCHEME:
         return str(out)
     from affectlab.export import export
 
@@ -97,15 +99,15 @@ def ensure_onnx(model: str, onnx_dir: str | None, log=print) -> str:
     return str(out)
 
 
-def ensure_dynamic_int8(onnx_dir: str, workdir: str, log=print) -> str:
-    """The `dynamic` int8 scheme of the export's fp32 graph, in `workdir` (made again when older than the graph)."""
+def ensure_blockwise_int8(onnx_dir: str, workdir: str, log=print) -> str:
+    """The `blockwise` int8 scheme of the export's fp32 graph, in `workdir` (made again when older than the graph)."""
     from affectlab.export import FP32_FILE, PADDING_MASK_ONLY, _quiet, encoder_type, quantize_int8, read_config
 
-    source, target = Path(onnx_dir) / FP32_FILE, Path(workdir) / DYNAMIC_INT8_FILE
+    source, target = Path(onnx_dir) / FP32_FILE, Path(workdir) / OTHER_INT8_FILE
     if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
-        log(f"quantizing {source} with the dynamic int8 scheme into {target} ...")
+        log(f"quantizing {source} with the blockwise int8 scheme into {target} ...")
         with _quiet():
-            quantize_int8(source, target, scheme="dynamic",
+            quantize_int8(source, target, scheme="blockwise",
                           split_first_token=encoder_type(read_config(Path(onnx_dir))) in PADDING_MASK_ONLY)
     return str(target)
 
@@ -188,12 +190,12 @@ def measure_backend(name: str, model: str, onnx_dir: str, cfg: dict) -> dict:
                     warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated (torchao replaces it)
                     quantized = torch.ao.quantization.quantize_dynamic(clf.model, {torch.nn.Linear}, dtype=torch.qint8)
                 clf = TextClassifier(quantized, clf.tokenizer, config=clf.model.config, **kwargs)
-        elif name == "onnx-int8-dyn":
+        elif name == "onnx-int8-blk":
             from transformers import AutoTokenizer
 
             from affectlab.inference import OnnxBackend, read_config
 
-            backend = OnnxBackend.load(cfg["workdir"], DYNAMIC_INT8_FILE, threads)
+            backend = OnnxBackend.load(cfg["workdir"], OTHER_INT8_FILE, threads)
             clf = TextClassifier(backend, AutoTokenizer.from_pretrained(onnx_dir), config=read_config(onnx_dir),
                                  **kwargs)
         else:
@@ -246,8 +248,8 @@ def run_backend(name: str, model: str, onnx_dir: str, cfg: InferenceBenchConfig)
 def run_inference_bench(cfg: InferenceBenchConfig, log=print) -> dict:
     model = ensure_model(cfg, log)
     onnx_dir = ensure_onnx(model, cfg.onnx_dir, log)
-    if "onnx-int8-dyn" in cfg.backends:
-        ensure_dynamic_int8(onnx_dir, cfg.workdir, log)
+    if "onnx-int8-blk" in cfg.backends:
+        ensure_blockwise_int8(onnx_dir, cfg.workdir, log)
     load = os.getloadavg()
     log(f"model {model} (ONNX: {onnx_dir}); threads {cfg.threads or 'runtime default'}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

@@ -5,8 +5,8 @@
 On GoEmotions validation with the `make demo` model (a short run of its recipe is trained when it is absent),
 in one run, each backend in a fresh process: `pipeline()` at its default batch size, our length-sorted
 token-budget predictor on PyTorch fp32, on ONNX Runtime fp32 and int8 (`affectlab export --quantize int8`, done
-here when the export is missing or stale; `onnx-int8-dyn`: the export's other int8 scheme, `--int8_scheme
-dynamic`), and PyTorch dynamic int8. Prints samples/s batched and at batch 1,
+here when the export is missing or stale; `onnx-int8-blk`: the export's other int8 scheme, `--int8_scheme
+blockwise`), and PyTorch dynamic int8. Prints samples/s batched and at batch 1,
 p50/p99 batch-1 latency, peak RSS, macro-F1 with the model's saved thresholds, agreement with PyTorch fp32, the
 ratios and the targets (`affectlab.inference_bench`). Timings on a shared machine are noisy: compare the
 ratios within one run and check the load average printed with them.

@@ -40,7 +40,7 @@ def exported(tiny_multilabel):
     from affectlab.export import export
 
     out = tiny_multilabel.parent / "onnx"
-    return out, export(str(tiny_multilabel), out, quantize="int8", log=lambda *_: None)
+    return out, export(str(tiny_multilabel), out, quantize="int8", int8_scheme="blockwise", log=lambda *_: None)
 
 
 def _nodes(path, op_type):
@@ -101,7 +101,7 @@ def test_dynamic_scheme_and_fp32_matmuls_by_name(tiny_multilabel, exported, tmp_
     import onnx
 
     names = weight_matmuls(onnx.load(str(out / "onnx/model.onnx")).graph)
-    kept = quantize_int8(out / "onnx/model.onnx", tmp_path / "kept.onnx", keep_fp32=(names[0],))
+    kept = quantize_int8(out / "onnx/model.onnx", tmp_path / "kept.onnx", scheme="blockwise", keep_fp32=(names[0],))
     assert kept["quantized_matmuls"] == 2 and kept["fp32_matmuls"] == sorted([names[0], *names[3:]])
     assert weight_matmuls(onnx.load(str(tmp_path / "kept.onnx")).graph) == [names[0], *names[3:]]
     with pytest.raises(ArgumentError, match="--keep_fp32: not matmuls over a weight"):
@@ -110,8 +110,7 @@ def test_dynamic_scheme_and_fp32_matmuls_by_name(tiny_multilabel, exported, tmp_
         export(str(tiny_multilabel), tmp_path / "bad", quantize="int8", int8_scheme="int4", log=lambda *_: None)
     assert not (tmp_path / "bad").exists()
 
-    meta = export(str(tiny_multilabel), tmp_path / "dynamic", quantize="int8", int8_scheme="dynamic",
-                  log=lambda *_: None)
+    meta = export(str(tiny_multilabel), tmp_path / "dynamic", quantize="int8", log=lambda *_: None)  # the default
     quant = meta["quantization"]
     assert quant["scheme"] == "dynamic" and quant["first_token_split_matmuls"] == 2  # first layer's FFN in and out
     assert _nodes(tmp_path / "dynamic/onnx/model_quantized.onnx", "DynamicQuantizeLinear")
