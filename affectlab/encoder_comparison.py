@@ -71,8 +71,8 @@ DATASETS = {
     "redsm5": DatasetSetup("nli", "recipes/redsm5_nli_gemma3_270m_cpu_lora.yaml",
                            "ReDSM5-format NLI pairs (post x DSM-5 criterion, binary), family `nli`"),
     "sst2": DatasetSetup("classifier", "recipes/gemma_encoder_sst2_cpu.yaml",
-                         "SST-2 (binary sentiment; evaluated on the local `train_heldout` split, a slice of GLUE "
-                         "train), family `classifier`"),
+                         "SST-2 (binary sentiment; evaluated on `heldout_sentences`: full sentences of the local "
+                         "GLUE-train files, none of their phrases trained on), family `classifier`"),
 }
 
 
