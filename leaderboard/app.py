@@ -357,9 +357,18 @@ def split_groups(df):
     return df[df["group"] == 1], df[df["group"] != 1]
 
 
+TASK_LABELS = {"sentiment": "benchmark", "text-classification": "classifier runs"}
+
+
 def table_label(key, multi_task: bool) -> str:
+    """`dataset · split`, and the task (in words) when another table of the tab has the same dataset and split."""
     task, dataset, split = key
-    return f"{dataset} · {split}" + (f" · {task}" if multi_task else "")
+    return f"{dataset} · {split}" + (f" · {TASK_LABELS.get(task, task)}" if multi_task else "")
+
+
+def shares_dataset_split(keys) -> bool:
+    """Whether two tables keyed (task, dataset, split) have the same dataset and split (their tabs need the task)."""
+    return len({(k[1], k[2]) for k in keys}) < len(keys)
 
 
 def dataset_note(name: str, config: str | None = None) -> dict:
@@ -714,7 +723,7 @@ def build_app(board: Board):
                         method = gr.CheckboxGroup([(METHODS.get(m, m), m) for m in methods], value=methods,
                                                   label="Method", scale=2,
                                                   elem_id=f"method-{fam.key}")
-                    multi_task = len({k[0] for k in keys}) < len(keys) and len({(k[1], k[2]) for k in keys}) < len(keys)
+                    multi_task = shares_dataset_split(keys)
                     outputs = []
                     with gr.Tabs():
                         for i, (key, df) in enumerate(zip(keys, frames)):

@@ -270,3 +270,12 @@ def test_a_multi_seed_run_is_one_row_with_its_spread(app_module, tmp_path):
     assert shown["Seeds"] == "3"
     mean, sd = statistics.mean(values.values()), statistics.stdev(values.values())
     assert shown["Mean ± sd over seeds"] == f"{mean:.4f} ± {sd:.4f}"
+
+
+def test_tables_of_one_dataset_and_split_get_distinct_tab_labels(app_module):
+    bench, runs, other = ("sentiment", "sst2", "heldout_sentences"), ("text-classification", "sst2", "heldout_sentences"), \
+        ("sentiment", "sst2", "train_heldout")
+    assert app_module.shares_dataset_split([bench, runs]) and not app_module.shares_dataset_split([bench, other])
+    labels = [app_module.table_label(k, True) for k in (bench, runs)]
+    assert labels == ["sst2 · heldout_sentences · benchmark", "sst2 · heldout_sentences · classifier runs"]
+    assert app_module.table_label(other, False) == "sst2 · train_heldout"
