@@ -123,8 +123,9 @@ def registry_params() -> dict[str, int]:
     for name, spec in models.items():
         if isinstance(spec, dict) and isinstance(spec.get("params"), (int, float)):
             out[name] = int(spec["params"])
-            if spec.get("hub_id"):
-                out[spec["hub_id"]] = int(spec["params"])
+            for hub_id in (spec.get("hub_id"), spec.get("released_as")):  # released_as: a converted model's origin
+                if hub_id:
+                    out[hub_id] = int(spec["params"])
     return out
 
 
@@ -330,15 +331,17 @@ def _visible(text) -> str:
 
 
 def widths(frame) -> list[str]:
-    """Column widths from what the cells show (about 7.6 px a character, at least the header's longest word)."""
-    out = []
+    """Column widths as shares of the table's width, from what the cells show (about 7.6 px a character, at least
+    the header's longest word): the columns always fit the page (a table wider than the page wraps its cells
+    instead of hiding its last columns)."""
+    px = []
     for c in frame.columns:
         longest = max([len(_visible(v)) for v in frame[c]] + [0])
         name = str(c)
         header = len(name) if len(name) <= 9 else max(len(w) for w in name.split())  # bold: wider letters
-        px = max(7.6 * max(longest, 4), 8.6 * header) + 26
-        out.append(f"{int(min(px, 260))}px")
-    return out
+        px.append(min(max(7.6 * max(longest, 4), 8.6 * header) + 26, 260))
+    total = sum(px) or 1.0
+    return [f"{100 * w / total:.2f}%" for w in px]
 
 
 def filter_rows(df, search: str = "", methods: list[str] | None = None):

@@ -109,6 +109,7 @@ def test_benchmark_registry_resolves_pretrained_sources(monkeypatch, tmp_path):
     for name in ("gemma-3-270m", "smollm2-135m-instruct"):
         assert models[name]["source"] == "pretrained" and models[name]["family"] == "decoder"
         assert models[name]["params"] == P.PRETRAINED_MODELS[name].params
+        assert models[name]["released_as"] == P.PRETRAINED_MODELS[name].hub_id  # the leaderboard's ≈params key
     monkeypatch.setattr(P, "pretrained_model_path", lambda name: tmp_path / name)
     path, base = SB.resolve_model("gemma-3-270m", models["gemma-3-270m"], tmp_path, 0)
     assert path == str(tmp_path / "gemma-3-270m") and base == "google/gemma-3-270m"
