@@ -186,12 +186,14 @@ def format_report(baseline, finetuned, args, dims, model_name, train_rows, plots
         if res is None or key not in res["scores"]:
             return "—"
         value = res["scores"][key]
-        return f"{value:.4f}" if value == value else "nan"
+        return f"{value:.4f}" if value == value else "n/a"
 
     for key in keys:
         lines.append(f"| {key} | {fmt(baseline, key)} | {fmt(finetuned, key)} |")
     lines += ["", "Regression metrics are computed on usable answers only (every dimension present and numeric; "
-              "out-of-range values clipped); read them together with the usable rate.", ""]
+              "out-of-range values clipped); read them together with the usable rate. n/a: the correlation is "
+              "undefined (the answers, or the labels, are constant on the usable rows: a model answering the same "
+              "value for every text); macro_* average the dimensions where it is defined.", ""]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
