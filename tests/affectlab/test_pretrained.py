@@ -57,6 +57,48 @@ def test_template_with_generation_markers_renders_the_same_and_masks_the_answer(
     assert kept and "ok" in tok.decode(kept)
 
 
+# What Google's template for the instruction-tuned Gemma 3 renders for these conversations (string contents).
+GEMMA3_RENDERED = {
+    "plain": "[BOS]<start_of_turn>user\nRate this.<end_of_turn>\n<start_of_turn>model\n{\"V\": 3.0}<end_of_turn>\n",
+    "system": "[BOS]<start_of_turn>user\nYou are a reader.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n"
+              "<start_of_turn>user\nAgain<end_of_turn>\n<start_of_turn>model\n",
+}
+
+
+def test_gemma_chat_template_renders_gemma3_turns_and_masks_the_answer(minilm_path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(minilm_path)
+    tok.bos_token = "[BOS]"
+    render = lambda conv, gen: tok.apply_chat_template(conv, chat_template=P.GEMMA3_TEMPLATE, tokenize=False,  # noqa: E731
+                                                       add_generation_prompt=gen)
+    plain = [{"role": "user", "content": "Rate this."}, {"role": "assistant", "content": '{"V": 3.0}'}]
+    assert render(plain, False) == GEMMA3_RENDERED["plain"]
+    system = [{"role": "system", "content": "You are a reader."}, {"role": "user", "content": "Hi"},
+              {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Again"}]
+    assert render(system, True) == GEMMA3_RENDERED["system"]  # the system turn opens the first user turn
+    with pytest.raises(Exception, match="alternate"):
+        render([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], False)
+    tok.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]})
+    out = tok.apply_chat_template(plain, chat_template=P.GEMMA3_TEMPLATE, tokenize=True, return_dict=True,
+                                  return_assistant_tokens_mask=True)
+    kept = tok.decode([i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m])
+    assert kept.replace(" ", "") == '{"v":3.0}<end_of_turn>'  # the answer and its end of turn, nothing else
+    spec = P.PRETRAINED_MODELS["gemma-3-270m"]
+    assert spec.chat_template == P.GEMMA3_TEMPLATE and spec.stop_tokens == ("<end_of_turn>",)
+
+
+def test_answers_stop_at_the_generation_configs_eos_ids_too():
+    from types import SimpleNamespace
+
+    from affectlab.tasks.sft import stop_token_ids
+
+    tok = SimpleNamespace(eos_token_id=1)
+    assert stop_token_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[1, 106])), tok) == [1, 106]
+    assert stop_token_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=2)), tok) == [1, 2]
+    assert stop_token_ids(SimpleNamespace(), tok) == [1]
+
+
 def test_missing_package_is_a_one_line_user_error(monkeypatch, tmp_path):
     from affectlab.errors import ModelNotFoundError
 
@@ -114,12 +156,15 @@ def test_benchmark_registry_resolves_pretrained_sources(monkeypatch, tmp_path):
     path, base = SB.resolve_model("gemma-3-270m", models["gemma-3-270m"], tmp_path, 0)
     assert path == str(tmp_path / "gemma-3-270m") and base == "google/gemma-3-270m"
     cfg = SB.load_config(["--config", "sentiment_benchmark_decoders_cpu.yaml"])
-    assert set(cfg["models"]) <= set(models) and {"gemma-3-270m", "smollm2-135m-instruct"} <= set(cfg["models"])
+    runs = dict(SB.model_entries(cfg["models"], models))
+    assert {"gemma-3-270m", "smollm2-135m-instruct", "smollm2-135m-instruct-full"} <= set(runs)
+    assert runs["smollm2-135m-instruct"]["method"] == "lora" and runs["smollm2-135m-instruct-full"]["method"] == "full"
 
 
 @pytest.mark.parametrize("recipe,family", [("redsm5_nli_gemma3_270m_cpu_lora.yaml", "nli"),
                                            ("redsm5_nli_gemma3_270m_cpu_dora.yaml", "nli"),
-                                           ("sft_smollm2_emobank_cpu.yaml", "sft")])
+                                           ("sft_smollm2_emobank_cpu.yaml", "sft"),
+                                           ("sft_gemma3_270m_emobank_cpu.yaml", "sft")])
 def test_cpu_recipes_parse(repo_root, recipe, family):
     from affectlab.registry import get_task
     from affectlab.run import parse_task_args
@@ -181,6 +226,23 @@ def test_conversion_is_faithful_to_the_gguf(prepared, name, sha):
     assert json.loads((folder / "generation_config.json").read_text())["eos_token_id"] == model.config.eos_token_id
     if name == "smollm2-135m-instruct":
         assert "{% generation %}" in tok.chat_template
+
+
+@pytest.mark.slow
+def test_prepared_gemma_speaks_gemma3_chat_and_stops_at_end_of_turn(prepared):
+    from transformers import AutoTokenizer, GenerationConfig
+
+    folder = prepared["gemma-3-270m"]
+    tok = AutoTokenizer.from_pretrained(folder)
+    end_of_turn = tok.convert_tokens_to_ids("<end_of_turn>")
+    assert end_of_turn == 106 and tok.convert_tokens_to_ids("<start_of_turn>") == 105
+    assert tok.chat_template == P.GEMMA3_TEMPLATE
+    text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
+    assert text == "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+    assert GenerationConfig.from_pretrained(folder).eos_token_id == [tok.eos_token_id, end_of_turn]
+    record = P.read_conversion(folder)
+    assert record["stop_tokens"] == ["<end_of_turn>"] and record["chat_template"].startswith("added")
+    assert json.loads((folder / "config.json").read_text())["_name_or_path"] == "google/gemma-3-270m"
 
 
 @pytest.mark.slow
