@@ -71,7 +71,8 @@ def load_config(argv=None) -> dict:
 
     p = argparse.ArgumentParser(prog="affectlab benchmark", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="benchmark recipe (YAML)")
-    p.add_argument("--models", help="comma-separated registry names (overrides the recipe)")
+    p.add_argument("--models", help="comma-separated registry names, each optionally with :METHOD "
+                                    "(e.g. minilm,smollm2-135m-instruct:full; overrides the recipe)")
     p.add_argument("--datasets", help="comma-separated dataset names (overrides the recipe)")
     for key in ("output_dir", "results_location", "device", "dtype", "method", "model_registry", "rank_by"):
         p.add_argument(f"--{key}")
@@ -117,6 +118,45 @@ def load_registry(path: str | Path) -> dict[str, dict]:
     return models
 
 
+ENTRY_KEYS = ("model", "method", "learning_rate")
+
+
+def model_entries(models: list, registry: dict[str, dict], method_override: str | None = None) -> list[tuple[str, dict]]:
+    """(run name, spec) per entry of the recipe's `models`: a registry name (`smollm2-135m-instruct`), a name with
+    a method (`smollm2-135m-instruct:full`), or a mapping `{model: NAME, method: full, learning_rate: 3e-5}` that
+    overrides the registry's default method / learning rate for that run. A run whose method differs from the
+    registry's default is named `<name>-<method>`, so the same model can be benchmarked both ways. `--method`
+    overrides every entry's method."""
+    out = []
+    for entry in models:
+        if isinstance(entry, str):
+            name, _, method = entry.partition(":")
+            entry = {"model": name.strip(), **({"method": method.strip()} if method.strip() else {})}
+        if not isinstance(entry, dict) or not entry.get("model"):
+            raise ArgumentError("models", f"an entry must be a registry name or {{model: NAME, method: ..., "
+                                          f"learning_rate: ...}}, got {entry!r}")
+        unknown = sorted(set(entry) - set(ENTRY_KEYS))
+        if unknown:
+            raise ArgumentError("models", f"entry {entry['model']!r}: unknown key(s) {unknown}; known: {list(ENTRY_KEYS)}")
+        name = entry["model"]
+        if name not in registry:
+            raise ArgumentError("models", f"model {name!r} not in the registry; registered: {sorted(registry)}")
+        spec = dict(registry[name])
+        method = method_override or entry.get("method") or spec["method"]
+        if method not in ("full", "lora", "qlora"):
+            raise ArgumentError("models", f"entry {name!r}: method must be full, lora or qlora, got {method!r}")
+        run = name if method == spec["method"] else f"{name}-{method}"
+        if method != spec["method"]:
+            spec.update(method=method, registry_method=spec["method"])
+        if entry.get("learning_rate") is not None:  # wins over the recipe's training.learning_rate
+            spec["entry_learning_rate"] = float(entry["learning_rate"])
+        spec["registry_name"] = name
+        if run in [r for r, _ in out]:
+            raise ArgumentError("models", f"{run!r} is listed twice")
+        out.append((run, spec))
+    return out
+
+
 def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -131,6 +171,7 @@ def resolve_model(name: str, spec: dict, cache_dir: Path, seed: int) -> tuple[st
     source = spec.get("source")
     if source == "packaged":
         return default_base_model(), "sentence-transformers/all-MiniLM-L6-v2"
+    name = spec.get("registry_name", name)
     if source == "config":
         return str(build_local_model(name, spec, cache_dir / name, seed)), f"local/{name}"
     if source == "pretrained":  # a real decoder shipped as GGUF on PyPI, converted once (affectlab.pretrained)
@@ -228,7 +269,7 @@ def run_pair(name: str, spec: dict, ds_cfg: dict, cfg: dict, device: str, pair_d
     from affectlab.losses import ClassificationLoss, LossConfig
     from affectlab.trainer import ClassificationTrainer, softmax
 
-    method = cfg["method"] or spec["method"]
+    method = spec["method"]
     B.check_device_options(device, cfg["dtype"], method)
     set_seed(cfg["seed"])
     tr = cfg["training"]
@@ -267,7 +308,8 @@ def run_pair(name: str, spec: dict, ds_cfg: dict, cfg: dict, device: str, pair_d
     eval_tok = tokenize_for_classification(evaluation, desc="Tokenizing eval", **tok)
     args = TrainingArguments(
         output_dir=str(pair_dir / "trainer"), num_train_epochs=tr["num_train_epochs"],
-        max_steps=tr.get("max_steps", -1), learning_rate=float(tr.get("learning_rate") or spec["learning_rate"]),
+        max_steps=tr.get("max_steps", -1), learning_rate=float(spec.get("entry_learning_rate") or tr.get("learning_rate")
+                                                                     or spec["learning_rate"]),
         per_device_train_batch_size=tr["per_device_train_batch_size"],
         per_device_eval_batch_size=tr["per_device_eval_batch_size"], weight_decay=tr["weight_decay"],
         warmup_steps=tr["warmup_steps"], lr_scheduler_type="linear", eval_strategy="no", save_strategy="no",
@@ -482,20 +524,20 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     cfg = load_config(argv)
     registry = load_registry(cfg["model_registry"])
-    unknown = [m for m in cfg["models"] if m not in registry]
+    unknown = [m for m in cfg["models"] if isinstance(m, str) and m.partition(":")[0] not in registry]
     if unknown:
         raise ArgumentError("models", f"model(s) {unknown} not in {cfg['model_registry']}; registered: {sorted(registry)}")
+    entries = model_entries(cfg["models"], registry, cfg["method"])
     device = B.detect_device(cfg["device"])
-    for m in cfg["models"]:  # refuse impossible options before anything runs
-        B.check_device_options(device, cfg["dtype"], cfg["method"] or registry[m]["method"])
+    for _, spec in entries:  # refuse impossible options before anything runs
+        B.check_device_options(device, cfg["dtype"], spec["method"])
     out_dir = Path(cfg["output_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     ran, skipped, reports, rankings = [], [], [], {}
     for ds_cfg in cfg["datasets"]:
         summaries = []
-        for name in cfg["models"]:
-            spec = registry[name]
-            pair_hash = stable_hash({"model": spec, "dataset": ds_cfg, "training": cfg["training"], "speed": cfg["speed"],
+        for name, spec in entries:
+            pair_hash = stable_hash({"model": {k: v for k, v in spec.items() if k != "registry_name"}, "dataset": ds_cfg, "training": cfg["training"], "speed": cfg["speed"],
                                      "seed": cfg["seed"], "method": cfg["method"], "dtype": cfg["dtype"], "device": device,
                                      "max_train": cfg["max_train_samples"], "max_eval": cfg["max_eval_samples"],
                                      "speed_texts": cfg["speed_texts"]})

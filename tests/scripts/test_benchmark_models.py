@@ -146,3 +146,42 @@ def test_parquet_or_hub_dataset_columns_and_balanced_subsample(tmp_path):
     assert train[0]["text"].startswith("train review")
     with pytest.raises(ValueError, match="needs 40 rows of class 1, the split has 30"):
         benchmark_models.load_pair_data({**ds_cfg, "max_train_samples": 80}, cfg)
+
+
+def test_model_entries_name_a_method_and_learning_rate_per_run():
+    registry = benchmark_models.load_registry("recipes/models.yaml")
+    entries = benchmark_models.model_entries(
+        ["minilm", "tiny-gpt2:full", {"model": "tiny-gpt2", "method": "lora", "learning_rate": 3e-4}], registry)
+    assert [name for name, _ in entries] == ["minilm", "tiny-gpt2-full", "tiny-gpt2"]
+    full, lora = entries[1][1], entries[2][1]
+    assert full["method"] == "full" and full["registry_method"] == "lora" and full["registry_name"] == "tiny-gpt2"
+    assert lora["method"] == "lora" and lora["entry_learning_rate"] == 3e-4 and "registry_method" not in lora
+    # --method overrides every entry
+    assert {s["method"] for _, s in benchmark_models.model_entries(["minilm", "tiny-gpt2"], registry, "lora")} == {"lora"}
+    from affectlab.errors import ArgumentError
+
+    for bad, message in ((["tiny-gpt2:int4"], "method must be full, lora or qlora"),
+                         ([{"model": "tiny-gpt2", "lr": 1e-4}], "unknown key"),
+                         (["nope"], "not in the registry"),
+                         (["tiny-gpt2:full", {"model": "tiny-gpt2", "method": "full"}], "listed twice")):
+        with pytest.raises(ArgumentError, match=message):
+            benchmark_models.model_entries(bad, registry)
+
+
+def test_one_decoder_fine_tuned_in_full_and_with_lora_in_one_sweep(tmp_path, data_root):
+    cfg = recipe(tmp_path)
+    spec = yaml.safe_load(cfg.read_text())
+    spec["models"] = ["tiny-gpt2", {"model": "tiny-gpt2", "method": "full", "learning_rate": 5e-4}]
+    spec["datasets"][0].update(max_train_samples=64, max_eval_samples=40)
+    cfg.write_text(yaml.safe_dump(spec))
+    res = benchmark_models.main(["--config", str(cfg)])
+    assert res["ran"] == [("tiny-gpt2", "sst2"), ("tiny-gpt2-full", "sst2")]
+    records = {json.loads(f.read_text())["benchmark"]["model"]: json.loads(f.read_text())
+               for f in result_files(tmp_path / "out")}
+    lora, full = records["tiny-gpt2"]["benchmark"], records["tiny-gpt2-full"]["benchmark"]
+    assert lora["method"] == "lora" and full["method"] == "full"
+    assert full["trainable_params"] == full["params"] > lora["trainable_params"]  # every weight trains in full
+    assert records["tiny-gpt2-full"]["model"]["base_model"] == records["tiny-gpt2"]["model"]["base_model"]
+    assert "ttft" in full["speed"]
+    report = (tmp_path / "out" / "report_sst2.md").read_text()
+    assert "tiny-gpt2-full" in report and "| full |" in report
