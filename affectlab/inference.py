@@ -7,14 +7,22 @@
     clf.predict_proba(texts)                             # -> (n, labels) probabilities, in the input order
 
 The predictor tokenizes without padding, sorts the texts by length and cuts batches under a token budget
-(`max_tokens` padded tokens, at most `batch_size` rows), so a batch pads only to its own longest text; results
-come back in the input order. Backends: `torch` (the saved PyTorch model, `torch.inference_mode`) and `onnx`
-(an `affectlab export` folder run by ONNX Runtime: `onnx/model_quantized.onnx` when it was exported with
+(`max_tokens` padded tokens, at most `batch_size` rows; 2,048 / 64 on PyTorch, 1,024 / 32 on ONNX Runtime), so a
+batch pads only to its own longest text; results come back in the input order. Backends: `torch` (the saved
+PyTorch model, `torch.inference_mode`; `from_pretrained` runs its fp32 linear layers through oneDNN where torch's
+stock BLAS is slower, `onednn_by_default`: AMD x86 CPUs, where MKL takes its AVX2 path) and `onnx` (an
+`affectlab export` folder run by ONNX Runtime: `onnx/model_quantized.onnx` when it was exported with
 `--quantize int8`, else `onnx/model.onnx`; `onnx_file=` picks another). fp32 results do not depend on how texts
 are batched (to ~1e-6). The default int8 graph's can, slightly (`--int8_scheme dynamic`): it computes each
 batch's activation scale from the whole batch, so a text's int8 scores move by up to ~1e-2 with its batch mates
 (batch_size=1 reproduces `pipeline()`); the `--int8_scheme blockwise` graph quantizes each token on its own
 scales and gives the same scores in any batch (bit for bit on the demo model).
+
+int8 guard: an int8 export carries a margin calibrated on training rows (`config.onnx["int8_guard"]`,
+`affectlab.export.calibrate_int8_guard`); the ONNX backend then scores every row in int8 and the rows whose int8
+logits lie within that margin of a decision (a threshold, or the runner-up class) again in fp32 (`Int8Guard`), so
+the label sets equal fp32's on the target share of rows at a fraction of fp32's cost (`int8_guard=False`: int8
+alone). Regression outputs have no decision to guard.
 """
 
 from __future__ import annotations
@@ -28,8 +36,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 BACKENDS = ("torch", "onnx")
-DEFAULT_MAX_TOKENS = 2048   # padded tokens per batch (CPU: 2k-token batches measured fastest)
-DEFAULT_BATCH_SIZE = 64     # rows per batch at most
+DEFAULT_MAX_TOKENS = 2048   # padded tokens per batch, PyTorch (CPU: 2k-token batches measured fastest)
+DEFAULT_BATCH_SIZE = 64     # rows per batch at most, PyTorch
+# ONNX Runtime: the int8 graph ran ~10% faster in 1k-token batches than in 2k (1,396 vs 1,291 samples/s on the demo
+# model; fp32 the same either way), and its per-batch activation scales then mix fewer texts
+ONNX_MAX_TOKENS = 1024
+ONNX_BATCH_SIZE = 32
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -66,16 +78,79 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, left: bool = Fals
 # ---------------------------------------------------------------------------------------------------------
 # backends: logits for a padded batch of numpy arrays
 # ---------------------------------------------------------------------------------------------------------
+ONEDNN_MIN_ROWS = 64  # token rows from which a oneDNN matmul beats the stock one on the CPUs measured (below: overhead)
+
+
+def onednn_by_default() -> bool:
+    """Whether fp32 linear layers run faster through oneDNN than through torch's stock BLAS here: on AMD x86 CPUs,
+    where torch's MKL takes its AVX2 path (measured on a 2-core AVX-512 EPYC: a 2048^2 matmul 176 GFLOP/s with MKL,
+    271 with oneDNN; the demo MiniLM predictor 351 -> 548 samples/s). Elsewhere the stock BLAS stays."""
+    import platform
+
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            return any(line.startswith("vendor_id") and "AuthenticAMD" in line for line in handle)
+    except OSError:
+        return False
+
+
+def _onednn_linear_class():
+    import torch
+
+    class OneDNNLinear(torch.nn.Module):
+        """A frozen `nn.Linear` for inference that runs large inputs through oneDNN (`torch._C._nn.mkldnn_linear`,
+        weights packed once) and small ones through the stock kernel; the same function to fp32 rounding."""
+
+        def __init__(self, linear: torch.nn.Linear, min_rows: int = ONEDNN_MIN_ROWS):
+            super().__init__()
+            self.in_features, self.out_features, self.min_rows = linear.in_features, linear.out_features, min_rows
+            self.weight, self.bias = linear.weight, linear.bias
+            self.packed_weight = linear.weight.detach().to_mkldnn()
+            self.packed_bias = linear.bias.detach().to_mkldnn() if linear.bias is not None else None
+
+        def forward(self, x):
+            if x.dtype != torch.float32 or x.numel() // self.in_features < self.min_rows or torch.is_grad_enabled():
+                return torch.nn.functional.linear(x, self.weight, self.bias)
+            y = torch._C._nn.mkldnn_linear(x.contiguous().to_mkldnn(), self.packed_weight, self.packed_bias)
+            return y.to_dense()
+
+    return OneDNNLinear
+
+
+def use_onednn_linears(model, min_rows: int = ONEDNN_MIN_ROWS) -> int:
+    """Swap every fp32 `nn.Linear` of a CPU model (in eval mode) for `OneDNNLinear`; returns how many."""
+    import torch
+
+    cls, count = _onednn_linear_class(), 0
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32 and child.weight.device.type == "cpu":
+                setattr(module, name, cls(child, min_rows))
+                count += 1
+    return count
+
+
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, model):
+    def __init__(self, model, onednn: bool | None = False):
+        """`onednn`: run the model's fp32 linear layers through oneDNN (weights packed once, so only for a model that
+        is no longer trained; None: where that is faster, `onednn_by_default`; only fp32 models on the CPU)."""
         self.model = model.eval()
         import inspect
+
+        import torch
 
         params = inspect.signature(model.forward).parameters
         accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
         self.input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if accepts_any or n in params]
+        on_cpu_fp32 = model.device.type == "cpu" and model.dtype == torch.float32
+        self.onednn_linears = use_onednn_linears(model) if on_cpu_fp32 and \
+            (onednn_by_default() if onednn is None else onednn) else 0
 
     def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         import torch
@@ -150,6 +225,20 @@ class LabelSpec:
         z = np.exp(logits - logits.max(-1, keepdims=True))
         return z / z.sum(-1, keepdims=True)
 
+    def decision_distance(self, logits: np.ndarray) -> np.ndarray:
+        """Per row, how far its logits are from changing the decision: multi-label, the smallest |logit - logit of
+        the label's threshold|; single-label, the gap between the two largest logits; regression: infinity."""
+        logits = logits.astype(np.float64, copy=False)
+        if self.regression or len(logits) == 0:
+            return np.full(len(logits), np.inf)
+        if self.multi_label:
+            t = np.clip(self.thresholds.astype(np.float64), 1e-12, 1 - 1e-12)
+            return np.abs(logits - np.log(t / (1 - t))).min(-1)
+        if logits.shape[-1] < 2:
+            return np.full(len(logits), np.inf)
+        top = np.sort(logits, axis=-1)
+        return top[:, -1] - top[:, -2]
+
     def decide(self, scores: np.ndarray) -> list:
         """Label sets (multi-label, saved thresholds), labels (single-label) or {name: value} (regression)."""
         if self.regression:
@@ -159,19 +248,51 @@ class LabelSpec:
         return [self.labels[j] for j in scores.argmax(-1)]
 
 
+GUARD_KEY = "int8_guard"  # the `config.onnx` entry of an export's calibrated guard (affectlab.export)
+
+
+@dataclass
+class Int8Guard:
+    """int8 decisions with an fp32 second look where int8 rounding could change them.
+
+    The int8 graph scores every row; a row whose int8 logits lie within `margin` of a decision (a label's threshold,
+    or the runner-up class: `LabelSpec.decision_distance`) is scored again by the fp32 graph (`reference`), and the
+    fp32 logits are kept for it. `margin` is calibrated when the model is exported (`affectlab.export
+    .calibrate_int8_guard`): the smallest margin with which int8 + second look gives fp32's decisions on the
+    export's target share of calibration rows (training rows, never the evaluated split). Counts of rows seen and
+    scored again accumulate in `rows_seen` / `rows_rechecked`."""
+    reference: "OnnxBackend | TorchBackend"
+    margin: float
+    rows_seen: int = 0
+    rows_rechecked: int = 0
+
+    def uncertain(self, logits: np.ndarray, spec: LabelSpec) -> np.ndarray:
+        rows = np.flatnonzero(spec.decision_distance(logits) < self.margin)
+        self.rows_seen += len(logits)
+        self.rows_rechecked += len(rows)
+        return rows
+
+    @property
+    def recheck_rate(self) -> float:
+        return self.rows_rechecked / self.rows_seen if self.rows_seen else 0.0
+
+
 class TextClassifier:
     """Length-sorted, token-budget batched predictions of a classifier / NLI / regression model."""
 
-    def __init__(self, model, tokenizer, max_length: int = 128, *, config=None, max_tokens: int = DEFAULT_MAX_TOKENS,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, model, tokenizer, max_length: int = 128, *, config=None, max_tokens: int | None = None,
+                 batch_size: int | None = None, guard: Int8Guard | None = None):
         """`model`: a transformers model (PyTorch) or a backend (`OnnxBackend` / `TorchBackend`); `config`
-        defaults to `model.config`."""
-        self.backend = model if isinstance(model, (OnnxBackend, TorchBackend)) else TorchBackend(model)
+        defaults to `model.config`; `guard`: an `Int8Guard` whose fp32 graph scores the rows near a decision again."""
+        self.guard = guard
+        # a model with parameters is run by TorchBackend; anything else is a backend already (feed -> logits)
+        self.backend = TorchBackend(model) if hasattr(model, "parameters") else model
         self.model = getattr(self.backend, "model", None)
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self.max_tokens = max_tokens
-        self.batch_size = batch_size
+        onnx = isinstance(self.backend, OnnxBackend)  # batch budgets default by runtime (measured, see above)
+        self.max_tokens = max_tokens or (ONNX_MAX_TOKENS if onnx else DEFAULT_MAX_TOKENS)
+        self.batch_size = batch_size or (ONNX_BATCH_SIZE if onnx else DEFAULT_BATCH_SIZE)
         self.spec = LabelSpec.from_config(config if config is not None else self.model.config)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.left_pad = getattr(tokenizer, "padding_side", "right") == "left"
@@ -184,12 +305,16 @@ class TextClassifier:
 
     @classmethod
     def from_pretrained(cls, path: str, backend: str = "torch", *, onnx_file: str | None = None,
-                        num_threads: int | None = None, max_length: int = 128, max_tokens: int = DEFAULT_MAX_TOKENS,
-                        batch_size: int = DEFAULT_BATCH_SIZE, trust_remote_code: bool = False,
-                        revision: str | None = None, **model_kwargs) -> "TextClassifier":
+                        num_threads: int | None = None, max_length: int = 128, max_tokens: int | None = None,
+                        batch_size: int | None = None, trust_remote_code: bool = False,
+                        revision: str | None = None, onednn: bool | None = None, int8_guard: bool = True,
+                        **model_kwargs) -> "TextClassifier":
         """A model folder or Hub id. `backend="onnx"` reads an `affectlab export` folder (no PyTorch weights needed,
         no remote code run: the labels and thresholds come from config.json); `backend="auto"` picks ONNX when the
-        folder has an `onnx` entry in its config."""
+        folder has an `onnx` entry in its config. `onednn` (PyTorch backend): fp32 linear layers through oneDNN
+        (None: where that is faster, `onednn_by_default`). `int8_guard` (ONNX int8 graph of an export that has a
+        calibrated guard): rows whose int8 logits lie within the guard's margin of a decision are scored again by
+        the fp32 graph (`Int8Guard`)."""
         from transformers import AutoTokenizer
 
         from affectlab.paths import resolve_model_name
@@ -214,6 +339,10 @@ class TextClassifier:
                                                f"run `affectlab export --model {path} --format onnx` first")
             name = onnx_file_name(config, onnx_file)
             model = OnnxBackend.load(path, name, num_threads, revision=revision)
+            guard = (config["onnx"].get(GUARD_KEY) or {}) if int8_guard else {}
+            if guard.get("int8_file") == name and guard.get("logit_margin"):  # calibrated for this very graph
+                reference = OnnxBackend.load(path, guard["reference_file"], num_threads, revision=revision)
+                kwargs["guard"] = Int8Guard(reference, float(guard["logit_margin"]))
             return cls(model, tokenizer, config=config, **kwargs)
         if config.get("onnx"):
             from affectlab.errors import ArgumentError
@@ -227,7 +356,7 @@ class TextClassifier:
             torch.set_num_threads(int(num_threads))
         model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision,
                                                                    trust_remote_code=trust_remote_code, **model_kwargs)
-        return cls(model, tokenizer, **kwargs)
+        return cls(TorchBackend(model, onednn=onednn), tokenizer, config=model.config, **kwargs)
 
     # ---- batching ---------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> dict[str, list]:
@@ -257,8 +386,15 @@ class TextClassifier:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
             return out
-        for index, feed in self.batches(self.encode(texts, text_pairs)):
+        encoded = self.encode(texts, text_pairs)
+        for index, feed in self.batches(encoded):
             out[index] = self.backend(feed)
+        if self.guard is not None:
+            rows = self.guard.uncertain(out, self.spec)
+            if len(rows):
+                subset = {key: [values[i] for i in rows] for key, values in encoded.items()}
+                for index, feed in self.batches(subset):
+                    out[rows[index]] = self.guard.reference(feed)
         return out
 
     # ---- predictions --------------------------------------------------------------------------------------

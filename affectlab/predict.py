@@ -459,7 +459,7 @@ def run_predictions(clf, chunks: Iterator[Chunk], output: Path, *, on_bad_rows: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from affectlab.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
+    from affectlab.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, ONNX_BATCH_SIZE, ONNX_MAX_TOKENS
 
     parser = argparse.ArgumentParser(prog="affectlab predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -479,10 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                         help="auto: ONNX Runtime for an exported folder, else PyTorch")
     parser.add_argument("--onnx_file", default=None, help="e.g. onnx/model.onnx (default: the export's default)")
+    parser.add_argument("--no_int8_guard", action="store_true",
+                        help="int8 exports: skip the fp32 second look at the rows near a decision (faster, and a few "
+                             "percent of label sets differ from fp32's)")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's)")
     parser.add_argument("--max_length", type=int, default=128)
-    parser.add_argument("--max_tokens", type=int, default=DEFAULT_MAX_TOKENS, help="padded tokens per batch")
-    parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="rows per batch at most")
+    parser.add_argument("--max_tokens", type=int, default=None,
+                        help=f"padded tokens per batch (default {DEFAULT_MAX_TOKENS} PyTorch, {ONNX_MAX_TOKENS} ONNX)")
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help=f"rows per batch at most (default {DEFAULT_BATCH_SIZE} PyTorch, {ONNX_BATCH_SIZE} ONNX)")
     parser.add_argument("--chunk_rows", type=int, default=8192, help="rows read (and length-sorted) at a time")
     parser.add_argument("--trust_remote_code", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -492,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name in ("max_length", "max_tokens", "batch_size", "chunk_rows"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ArgumentError(name, f"must be positive, got {getattr(args, name)}")
     keep = tuple(c.strip() for c in args.keep_columns.split(",") if c.strip())
     columns = Columns(args.text_column, args.text_pair_column,
@@ -511,13 +516,14 @@ def main(argv: list[str] | None = None) -> int:
     clf = TextClassifier.from_pretrained(args.model, backend=args.backend, onnx_file=args.onnx_file,
                                          num_threads=args.threads, max_length=args.max_length,
                                          max_tokens=args.max_tokens, batch_size=args.batch_size,
-                                         trust_remote_code=args.trust_remote_code)
+                                         trust_remote_code=args.trust_remote_code, int8_guard=not args.no_int8_guard)
     summary = run_predictions(clf, chunks, output, on_bad_rows=args.on_bad_rows, id_column=args.id_column,
                               keep_columns=keep, with_scores=args.scores, label_separator=args.label_separator,
                               total=total, source=source, progress=not args.quiet)
     rate = f" ({summary['rows_per_s']:.0f} rows/s)" if summary["rows_per_s"] else ""
     print(f"wrote {summary['predicted']} predictions of {summary['rows']} rows to {output}{rate} "
-          f"[{clf.backend.name}{':' + clf.backend.file_name if getattr(clf.backend, 'file_name', '') else ''}]",
+          f"[{clf.backend.name}{':' + clf.backend.file_name if getattr(clf.backend, 'file_name', '') else ''}"
+          f"{f'; int8 guard: {100 * clf.guard.recheck_rate:.1f}% of rows scored again in fp32' if clf.guard else ''}]",
           file=sys.stderr, flush=True)
     return 0
 

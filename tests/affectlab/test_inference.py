@@ -179,3 +179,32 @@ def test_two_ranks_predict_in_the_original_order(tiny_bert_dir, tmp_path):
     expected_order = float(((np.arange(101) % 3) * np.arange(101)).sum())
     assert outputs["one"][0] == ["1", str(expected_order)] and outputs["two"][0] == ["2", str(expected_order)]
     np.testing.assert_allclose(outputs["two"][1], outputs["one"][1], atol=1e-5)
+
+
+def test_onednn_linears_give_the_stock_predictions_and_fall_back_for_small_inputs(tiny_classifier, tiny_bert_dir):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from affectlab.inference import TextClassifier, TorchBackend, onednn_by_default, use_onednn_linears
+
+    model, tok = tiny_classifier
+    texts = TEXTS * 12  # batches of more than ONEDNN_MIN_ROWS token rows take the oneDNN kernel
+    stock = TextClassifier(model, tok).predict_proba(texts)
+    assert TorchBackend(model).onednn_linears == 0  # a model passed in is left alone unless asked
+    fresh = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=3,
+                                                               problem_type="multi_label_classification")
+    fresh.load_state_dict(model.state_dict())
+    linears = sum(type(m) is torch.nn.Linear for m in fresh.modules())
+    backend = TorchBackend(fresh, onednn=True)
+    assert backend.onednn_linears == linears > 0
+    assert not any(type(m) is torch.nn.Linear for m in fresh.modules())
+    clf = TextClassifier(backend, tok, config=model.config)
+    np.testing.assert_allclose(clf.predict_proba(texts), stock, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(texts[:1], batch_size=1), stock[:1], atol=1e-6)  # small: stock path
+    with torch.enable_grad():  # training (gradients) takes the stock kernel on the same parameters
+        layer = next(m for m in fresh.modules() if hasattr(m, "packed_weight"))
+        x = torch.randn(80, layer.in_features, requires_grad=True)
+        layer(x).sum().backward()
+        assert x.grad is not None and layer.weight.grad is not None
+    assert isinstance(onednn_by_default(), bool)
+    assert use_onednn_linears(fresh) == 0  # nothing left to swap
