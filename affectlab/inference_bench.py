@@ -6,10 +6,15 @@ short MiniLM run of the same recipe is trained first, see `ensure_model`), each 
 
     pipeline      transformers `pipeline(model=..., trust_remote_code=True)` at its default batch size (the
                   thresholded multi-label pipeline the run ships), one text after another
-    torch-fp32    `affectlab.inference.TextClassifier`, PyTorch fp32: length-sorted batches under a token budget
+    torch-fp32    `affectlab.inference.TextClassifier`, PyTorch fp32: length-sorted batches under a token budget,
+                  linear layers through oneDNN where that is faster (`onednn_by_default`: AMD x86 CPUs)
+    torch-fp32-stock  the same predictor on torch's stock kernels (MKL; `onednn=False`)
     onnx-fp32     the same predictor on ONNX Runtime, `affectlab export` fp32 graph (fused for CPU)
     onnx-int8     the same predictor on the export's int8 graph (the default `dynamic` scheme: ONNX Runtime
-                  dynamic quantization, one activation scale per batch tensor, the first token apart)
+                  dynamic quantization of the matmuls and the attention's Q/K/V projection, one activation scale per
+                  batch tensor, the first token apart) with the export's calibrated guard: rows within its logit
+                  margin of a decision are scored again by the fp32 graph (`affectlab.inference.Int8Guard`)
+    onnx-int8-pure  the same int8 graph without the guard
     onnx-int8-blk the same predictor on the other int8 scheme, `--int8_scheme blockwise` (ONNX Runtime
                   `MatMulNBits`, int8 weights and per-token int8 activations in blocks of 32 features), written
                   into the bench's workdir
@@ -35,7 +40,8 @@ from pathlib import Path
 
 DEMO_MODEL = "outputs/goemotions_minilm_demo"
 DEMO_RECIPE = "recipes/goemotions_minilm_demo.yaml"
-BACKENDS = ("pipeline", "torch-fp32", "onnx-fp32", "onnx-int8", "onnx-int8-blk", "torch-int8")
+BACKENDS = ("pipeline", "torch-fp32", "torch-fp32-stock", "onnx-fp32", "onnx-int8", "onnx-int8-pure", "onnx-int8-blk",
+            "torch-int8")
 TARGETS = {"batched_vs_pipeline": 4.0, "int8_vs_torch_fp32": 2.5, "int8_macro_f1_drop": 0.005, "int8_p50_ms": 3.0,
            "int8_same_label_sets": 0.99}
 OTHER_INT8_FILE = "model_quantized_blockwise.onnx"  # in the workdir
@@ -90,8 +96,10 @@ def ensure_onnx(model: str, onnx_dir: str | None, log=print) -> str:
     quantization = json.loads(config.read_text(encoding="utf-8")).get("onnx", {}).get("quantization") or {} \
         if config.is_file() else {}
     from affectlab.export import DEFAULT_INT8_SCHEME
+    from affectlab.inference import GUARD_KEY
 
-    if fresh and quantization.get("scheme") == DEFAULT_INT8_SCHEME:
+    guarded = config.is_file() and bool(json.loads(config.read_text(encoding="utf-8"))["onnx"].get(GUARD_KEY))
+    if fresh and guarded and quantization.get("scheme") == DEFAULT_INT8_SCHEME and "quantized_attention" in quantization:
         return str(out)
     from affectlab.export import export
 
@@ -179,8 +187,10 @@ def measure_backend(name: str, model: str, onnx_dir: str, cfg: dict) -> dict:
         from affectlab.inference import TextClassifier
 
         kwargs = {k: cfg[k] for k in ("max_tokens", "batch_size") if cfg.get(k)}
-        if name == "torch-fp32" or name == "torch-int8":
-            clf = TextClassifier.from_pretrained(model, num_threads=threads, **kwargs)
+        if name in ("torch-fp32", "torch-fp32-stock", "torch-int8"):
+            clf = TextClassifier.from_pretrained(model, num_threads=threads, onednn=None if name == "torch-fp32" else False,
+                                                 **kwargs)
+            out["onednn_linears"] = clf.backend.onednn_linears
             if name == "torch-int8":
                 import warnings
 
@@ -201,7 +211,9 @@ def measure_backend(name: str, model: str, onnx_dir: str, cfg: dict) -> dict:
         else:
             file = "onnx/model.onnx" if name == "onnx-fp32" else "onnx/model_quantized.onnx"
             clf = TextClassifier.from_pretrained(onnx_dir, backend="onnx", onnx_file=file, num_threads=threads,
-                                                 **kwargs)
+                                                 int8_guard=name == "onnx-int8", **kwargs)
+            if name == "onnx-int8" and clf.guard is None:
+                raise RuntimeError(f"{onnx_dir} has no calibrated int8 guard")
         names = clf.labels
         clf.predict_proba(texts[:256])  # warm-up
         best, probs = 0.0, None
@@ -211,6 +223,8 @@ def measure_backend(name: str, model: str, onnx_dir: str, cfg: dict) -> dict:
             best = max(best, len(texts) / (time.perf_counter() - start))
         out["batched_sps"] = best
         label_sets = clf.spec.decide(probs)
+        if clf.guard is not None:
+            out["guard_margin"], out["rechecked_share"] = clf.guard.margin, clf.guard.recheck_rate
 
         def one(text):
             return clf.predict_proba([text])
@@ -278,16 +292,24 @@ def ratios(results: dict) -> dict:
     out = {f"{name}_vs_pipeline": r(name, "pipeline") for name in results if name != "pipeline"}
     out.update({f"{name}_vs_torch_fp32": r(name, "torch-fp32") for name in results
                 if name not in ("torch-fp32", "pipeline")})
+    out.update({f"{name}_vs_torch_fp32_stock": r(name, "torch-fp32-stock") for name in results
+                if name.startswith("onnx-int8")})
     out["batch1_int8_vs_torch_fp32"] = r("onnx-int8", "torch-fp32", "batch1_sps")
     if "onnx-int8" in results and "torch-fp32" in results:
         out["int8_macro_f1_drop"] = results["torch-fp32"]["macro_f1"] - results["onnx-int8"]["macro_f1"]
     return {k: v for k, v in out.items() if v is not None}
 
 
+def second_look(row: dict) -> str:
+    """The share of rows the int8 guard scored again in fp32 ('' for the backends without a guard)."""
+    share = row.get("rechecked_share")
+    return "" if share is None else f"{100 * share:.1f}%"
+
+
 def inference_report(result: dict) -> str:
     res, rat = result["results"], result["ratios"]
     head = (f"{'backend':<13} {'batched/s':>10} {'batch-1/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'peak RSS':>9} "
-            f"{'macro-F1':>9} {'= fp32':>8}")
+            f"{'macro-F1':>9} {'= fp32':>8} {'fp32 2nd look':>13}")
     lines = ["", f"GoEmotions validation ({next(iter(res.values()))['rows']} rows), model {result['model']}, "
                  f"threads {result['threads'] or 'default'} of {result['cpu_count']} CPUs, load average "
                  f"{result['load_average_start'][0]:.2f} -> {result['load_average_end'][0]:.2f}", head]
@@ -295,7 +317,7 @@ def inference_report(result: dict) -> str:
         same = r.get("same_labels_as_torch_fp32")
         lines.append(f"{name:<13} {r['batched_sps']:>10.1f} {r['batch1_sps']:>10.1f} {r['p50_ms']:>7.2f} "
                      f"{r['p99_ms']:>7.2f} {r['peak_rss_mib']:>6.0f}MiB {r['macro_f1']:>9.4f} "
-                     f"{'' if same is None else f'{100 * same:.2f}%':>8}")
+                     f"{'' if same is None else f'{100 * same:.2f}%':>8} {second_look(r):>13}")
     lines.append("")
     lines += [f"{k.replace('_', ' ')}: " + (f"{v:+.4f}" if "f1" in k else f"{v:.2f}x") for k, v in rat.items()]
     lines.append("")
@@ -308,19 +330,26 @@ def inference_report(result: dict) -> str:
         lines.append(check(rat["torch-fp32_vs_pipeline"] >= TARGETS["batched_vs_pipeline"],
                            f"batched predictor (PyTorch fp32) >= {TARGETS['batched_vs_pipeline']:.0f}x pipeline(): "
                            f"{rat['torch-fp32_vs_pipeline']:.2f}x (best backend {best:.2f}x)"))
-    if "onnx-int8_vs_torch_fp32" in rat:
-        lines.append(check(rat["onnx-int8_vs_torch_fp32"] >= TARGETS["int8_vs_torch_fp32"],
-                           f"int8 >= {TARGETS['int8_vs_torch_fp32']}x our fp32 predictor: "
-                           f"{rat['onnx-int8_vs_torch_fp32']:.2f}x"))
+    for name in ("onnx-int8", "onnx-int8-pure"):
+        for key, baseline in (("torch_fp32_stock", "our PyTorch fp32 predictor on torch's stock kernels"),
+                              ("torch_fp32", "our PyTorch fp32 predictor with oneDNN linears (its default here)")):
+            if f"{name}_vs_{key}" in rat:
+                lines.append(check(rat[f"{name}_vs_{key}"] >= TARGETS["int8_vs_torch_fp32"],
+                                   f"{name} >= {TARGETS['int8_vs_torch_fp32']}x {baseline}: "
+                                   f"{rat[f'{name}_vs_{key}']:.2f}x"))
     if "int8_macro_f1_drop" in rat:
         lines.append(check(abs(rat["int8_macro_f1_drop"]) <= TARGETS["int8_macro_f1_drop"],
                            f"int8 macro-F1 within {TARGETS['int8_macro_f1_drop']} of fp32: "
                            f"{res['onnx-int8']['macro_f1']:.4f} vs {res['torch-fp32']['macro_f1']:.4f}"))
-    same = res.get("onnx-int8", {}).get("same_labels_as_torch_fp32")
-    if same is not None:
-        lines.append(check(same >= TARGETS["int8_same_label_sets"],
-                           f"int8 label sets equal to PyTorch fp32's on >= {100 * TARGETS['int8_same_label_sets']:.0f}% "
-                           f"of rows: {100 * same:.2f}%"))
+    for name in ("onnx-int8", "onnx-int8-pure"):
+        same = res.get(name, {}).get("same_labels_as_torch_fp32")
+        if same is not None:
+            guard = res[name].get("rechecked_share")
+            lines.append(check(same >= TARGETS["int8_same_label_sets"],
+                               f"{name} label sets equal to PyTorch fp32's on >= "
+                               f"{100 * TARGETS['int8_same_label_sets']:.0f}% of rows: {100 * same:.2f}%"
+                               + (f" (guard: {100 * guard:.1f}% of rows scored again in fp32)" if guard is not None
+                                  else "")))
     if "onnx-int8" in res:
         lines.append(check(res["onnx-int8"]["p50_ms"] <= TARGETS["int8_p50_ms"],
                            f"batch-1 p50 <= {TARGETS['int8_p50_ms']:.0f} ms (int8): {res['onnx-int8']['p50_ms']:.2f} ms"))
