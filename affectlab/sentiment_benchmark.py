@@ -5,7 +5,8 @@
     (or `python scripts/benchmark_models.py ...`, the same `main`)
 
 Models come from the registry (`recipes/models.yaml`: Hub id or a local source, family, LoRA targets, default
-method); datasets from the dataset builders (`sst2`, ...) with an optional class-balanced subsample. For every
+method); a recipe entry may name another method and learning rate for one run (`name:full`, or `{model: name,
+method: full, learning_rate: 5e-5}`, run as `name-full`: `model_entries`); datasets from the dataset builders (`sst2`, ...) with an optional class-balanced subsample. For every
 (model, dataset) pair: fine-tune (full / LoRA; QLoRA only on CUDA), predict the evaluation split, compute
 accuracy / macro F1 / precision / recall with 95% bootstrap CIs (`affectlab.stats`), measure speed
 (`affectlab.benchmark`: warm-up, then >= N iterations and >= T seconds; p50/p90/p99 latency at batch 1, repeated;

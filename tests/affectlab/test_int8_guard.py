@@ -129,6 +129,8 @@ def test_export_calibrates_the_guard_on_training_rows_and_the_predictor_uses_it(
     assert any(line.startswith("int8 guard: rows within") for line in lines)
     saved = json.loads((tmp_path / "onnx" / "config.json").read_text())["onnx"][GUARD_KEY]
     assert saved["logit_margin"] == guard["logit_margin"]
+    card = (tmp_path / "onnx" / "README.md").read_text()
+    assert f"within {guard['logit_margin']:.4f} of a decision" in card and "goemotions train, 300 rows" in card
 
     texts = list(build_dataset("goemotions")["validation"]["text"][:400])  # rows the guard never saw
     reference = TextClassifier.from_pretrained(str(tmp_path / "onnx"), backend="onnx", onnx_file="onnx/model.onnx")
