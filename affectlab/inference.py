@@ -103,7 +103,8 @@ def _onednn_linear_class():
 
     class OneDNNLinear(torch.nn.Module):
         """A frozen `nn.Linear` for inference that runs large inputs through oneDNN (`torch._C._nn.mkldnn_linear`,
-        weights packed once) and small ones through the stock kernel; the same function to fp32 rounding."""
+        the op behind `torch.utils.mkldnn.MkldnnLinear`, weights packed once) and small inputs, gradients and other
+        dtypes through the stock kernel; the same function to fp32 rounding (~1e-6)."""
 
         def __init__(self, linear: torch.nn.Linear, min_rows: int = ONEDNN_MIN_ROWS):
             super().__init__()
